@@ -1,0 +1,45 @@
+// Bundles azkeep with esbuild: ESM, code splitting, so lazily imported commands become chunks
+// and `get-access-token` loads only what it needs.
+import { build } from "esbuild";
+import { readFileSync, rmSync } from "node:fs";
+
+const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+rmSync(new URL("../dist", import.meta.url), { recursive: true, force: true });
+
+const entryPoints = {
+  "cli/main": "src/cli/main.ts",
+};
+for (const [name, file] of Object.entries({
+  "lib/index": "src/lib/index.ts",
+  "lib/emulator": "src/emulator/index.ts",
+  "shim/az": "src/shim/az.ts",
+})) {
+  try {
+    readFileSync(new URL(`../${file}`, import.meta.url));
+    entryPoints[name] = file;
+  } catch {
+    /* entry not written yet */
+  }
+}
+
+await build({
+  entryPoints,
+  outdir: "dist",
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  sourcemap: false,
+  minify: false,
+  legalComments: "none",
+  chunkNames: "chunks/[name]-[hash]",
+  // Native addon: loaded from node_modules at run time.
+  external: ["@napi-rs/keyring", "playwright-core", "oidc-provider"],
+  define: { __AZKEEP_VERSION__: JSON.stringify(pkg.version) },
+  // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
+  banner: {
+    js: "import { createRequire as __azkeepCreateRequire } from 'node:module'; const require = __azkeepCreateRequire(import.meta.url);",
+  },
+  logLevel: "warning",
+});

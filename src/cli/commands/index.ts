@@ -1,0 +1,13 @@
+/**
+ * Registers every command group. Groups only declare flags here; each command's code is
+ * imported lazily when it runs, so `get-access-token` does not pay for `login`.
+ */
+import type { Command } from "commander";
+import type { Lazy, RegisterGroup } from "../command.js";
+import { register as emulator } from "./emulator/index.js";
+
+const groups: RegisterGroup[] = [emulator];
+
+export function registerAll(program: Command, lazy: Lazy): void {
+  for (const g of groups) g(program, lazy);
+}

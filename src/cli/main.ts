@@ -1,0 +1,199 @@
+/**
+ * The command-line frame: `run(argv, io) → exit code`. Parses global flags, dispatches to a
+ * lazily imported command, applies `--query` and `-o`, and turns every error into one
+ * `ERROR: …` line plus the next step, with the exit code from `exit-codes.ts`. Only the bin
+ * script calls `process.exit`.
+ */
+import { Command, CommanderError, Option } from "commander";
+import { createNodeContext, type Context } from "../core/context.js";
+import { AzkeepError } from "../core/errors.js";
+import { redact } from "../core/redact.js";
+import type { CommandIO, CommandResult, GlobalOptions, Lazy } from "./command.js";
+import { registerAll } from "./commands/index.js";
+import { EXIT, exitCodeFor } from "./exit-codes.js";
+import {
+  OUTPUT_FORMATS,
+  applyQuery,
+  formatOutput,
+  isOutputFormat,
+  type OutputFormat,
+} from "./output/format.js";
+import { VERSION } from "./version.js";
+
+export interface RunIO {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  env?: Record<string, string | undefined>;
+  /** Builds the Context; tests pass fakes. */
+  makeContext?: (globals: GlobalOptions) => Context;
+  signal?: AbortSignal;
+}
+
+/** `-o=json` (as Terraform sends it) → `-o json`; commander only knows `--output=json`. */
+export function normalizeArgv(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const a of argv) {
+    const m = /^-([a-z])=(.*)$/s.exec(a);
+    if (m && m[1] !== undefined && m[2] !== undefined && a !== "--") out.push(`-${m[1]}`, m[2]);
+    else out.push(a);
+  }
+  return out;
+}
+
+function preScan(argv: readonly string[], env: Record<string, string | undefined>): GlobalOptions {
+  const before = argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv;
+  let output: OutputFormat = "json";
+  const configured = env.AZKEEP_CORE_OUTPUT;
+  if (configured && isOutputFormat(configured)) output = configured;
+  return {
+    output,
+    query: undefined,
+    debug: before.includes("--debug"),
+    onlyShowErrors: before.includes("--only-show-errors"),
+  };
+}
+
+function errorText(e: unknown, debug: boolean): { text: string; code: number } {
+  if (e instanceof AzkeepError) {
+    let text = `ERROR: ${redact(e.message)}\n`;
+    if (e.hint) text += `${redact(e.hint)}\n`;
+    if (debug && e.cause instanceof Error)
+      text += `DEBUG: caused by: ${redact(e.cause.stack ?? e.cause.message)}\n`;
+    return { text, code: exitCodeFor(e.code) };
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  let text = `ERROR: ${redact(message)}\n`;
+  text +=
+    "This is a bug in azkeep. Run the command again with --debug and report the output (it is redacted).\n";
+  if (debug && e instanceof Error && e.stack) text += `DEBUG: ${redact(e.stack)}\n`;
+  return { text, code: EXIT.error };
+}
+
+export async function run(argv: readonly string[], io: RunIO): Promise<number> {
+  const args = normalizeArgv(argv);
+  const env = io.env ?? process.env;
+  const globals = preScan(args, env);
+  let ctx: Context | undefined;
+  const getCtx = (): Context =>
+    (ctx ??= io.makeContext
+      ? io.makeContext(globals)
+      : createNodeContext({ debug: globals.debug, onlyShowErrors: globals.onlyShowErrors, env }));
+  const controller = new AbortController();
+  io.signal?.addEventListener("abort", () => controller.abort(io.signal?.reason), { once: true });
+
+  let result: CommandResult | undefined;
+  const program = new Command("azkeep");
+  program
+    .description(
+      "Sign in to Microsoft Entra ID and hand out Azure access tokens, as the Azure CLI does,\n" +
+        "with no usable token or secret in plain text on disk.",
+    )
+    .version(VERSION, "-v, --version", "print azkeep's version")
+    .addOption(
+      new Option("-o, --output <format>", "output format")
+        .choices(OUTPUT_FORMATS as unknown as string[])
+        .default(globals.output),
+    )
+    .option("--query <jmespath>", "JMESPath query applied to the result (https://jmespath.org)")
+    .option("--debug", "log what azkeep does to stderr (tokens and secrets are redacted)")
+    .option("--only-show-errors", "print errors only, no warnings")
+    .showHelpAfterError(false)
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: true })
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout(s),
+      writeErr: (s) => io.stderr(s),
+      outputError: () => {},
+    })
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 ok, 1 error, 2 usage error (see docs/exit-codes.md).\n" +
+        "Examples:\n  azkeep emulator start          run a local Entra ID + ARM emulator\n",
+    );
+
+  const lazy: Lazy = (load, map) => {
+    return async (...actionArgs: unknown[]) => {
+      const cmd = actionArgs[actionArgs.length - 1] as Command;
+      const opts = cmd.opts<Record<string, unknown>>();
+      const positional = actionArgs.slice(0, -2);
+      const g = program.opts<{ output: string; query?: string; debug?: boolean; onlyShowErrors?: boolean }>();
+      globals.output = isOutputFormat(g.output) ? g.output : "json";
+      globals.query = g.query;
+      const mod = await load();
+      const cmdIO: CommandIO = {
+        ctx: getCtx(),
+        globals,
+        stdout: (s) => io.stdout(s),
+        signal: controller.signal,
+      };
+      const options = map ? map(opts, positional, cmd) : (opts as never);
+      result = (await mod.run(options, cmdIO)) ?? {};
+    };
+  };
+  registerAll(program, lazy);
+  for (const c of program.commands) applyFrame(c, io);
+
+  try {
+    await program.parseAsync(args, { from: "user" });
+    if (!result) return EXIT.ok;
+    let value = result.value;
+    if (value !== undefined) {
+      if (globals.query) value = await applyQuery(value, globals.query);
+      io.stdout(
+        await formatOutput(value, globals.output, {
+          color: getCtx().color,
+          table: globals.query ? undefined : result.table,
+        }),
+      );
+    }
+    if (result.wait) await result.wait;
+    return result.exitCode ?? EXIT.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (
+        e.code === "commander.helpDisplayed" ||
+        e.code === "commander.version" ||
+        e.code === "commander.help" ||
+        e.exitCode === 0
+      )
+        return EXIT.ok;
+      const msg = e.message.replace(/^error:\s*/i, "");
+      io.stderr(
+        `ERROR: ${redact(msg)}\nRun 'azkeep --help' (or the command with --help) to see the usage.\n`,
+      );
+      return EXIT.usage;
+    }
+    if (e instanceof Error && e.name === "AbortError") {
+      io.stderr("ERROR: Interrupted.\n");
+      return EXIT.interrupted;
+    }
+    const { text, code } = errorText(e, globals.debug);
+    io.stderr(text);
+    return code;
+  }
+}
+
+function applyFrame(cmd: Command, io: RunIO): void {
+  cmd
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s), outputError: () => {} });
+  for (const c of cmd.commands) applyFrame(c, io);
+}
+
+/** Entry point used by `bin/azkeep.js`. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(Object.assign(new Error("Interrupted"), { name: "AbortError" }));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    return await run(argv, {
+      stdout: (s) => void process.stdout.write(s),
+      stderr: (s) => void process.stderr.write(s),
+      signal: controller.signal,
+    });
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}

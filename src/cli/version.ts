@@ -1,0 +1,4 @@
+declare const __AZKEEP_VERSION__: string | undefined;
+
+/** Set by the esbuild bundle; `0.0.0-dev` when run from source through tsx. */
+export const VERSION: string = typeof __AZKEEP_VERSION__ === "string" ? __AZKEEP_VERSION__ : "0.0.0-dev";

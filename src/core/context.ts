@@ -1,0 +1,178 @@
+/**
+ * The Context: every side effect azkeep's library has (clock, network, environment,
+ * filesystem root, randomness, browser, prompts, progress output, logging) comes in through
+ * this one object, so tests swap them without module mocking.
+ *
+ * This module is the only place in `core/` that reads `process.env`, `Date.now()`, the global
+ * `fetch`, `os.homedir()` or the process's standard streams.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { redact } from "./redact.js";
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Resolves after `ms`; rejects with the signal's reason when aborted. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export interface Random {
+  bytes(n: number): Uint8Array;
+  uuid(): string;
+}
+
+export type LogLevel = "debug" | "info" | "warn";
+
+export interface Logger {
+  /** Only shown with `--debug`. Always passed through redaction. */
+  debug(message: string): void;
+  info(message: string): void;
+  /** Shown as `WARNING: …` on stderr unless `--only-show-errors`. */
+  warn(message: string): void;
+}
+
+export interface Prompter {
+  /** True when a person can answer (stdin and stderr are terminals). */
+  readonly interactive: boolean;
+  /** Asks for a line; `secret` hides the echo. Rejects with a usage error when not interactive. */
+  ask(question: string, options?: { secret?: boolean }): Promise<string>;
+  /** Reads all of stdin (for `--password-stdin`, `token decode -`). */
+  readStdin(): Promise<string>;
+}
+
+export interface BrowserOpener {
+  /** Opens `url` in the user's browser; resolves false when none could be started. */
+  open(url: string): Promise<boolean>;
+}
+
+/** Where azkeep keeps things. */
+export interface Paths {
+  /** azkeep's config folder (profile.json, tokens.sealed, config). */
+  configDir: string;
+  /** A per-user 0700 runtime folder for sockets and locks. */
+  runtimeDir: string;
+  home: string;
+}
+
+export interface Progress {
+  /** A transient status line on stderr (spinner-free, one line per call). */
+  status(message: string): void;
+  /** Plain text to stderr, for messages a person must read (device code, URLs). */
+  message(message: string): void;
+}
+
+export interface Context {
+  clock: Clock;
+  fetch: typeof fetch;
+  env: Env;
+  paths: Paths;
+  random: Random;
+  logger: Logger;
+  prompter: Prompter;
+  browser: BrowserOpener;
+  progress: Progress;
+  /** Whether colour may be used on stderr/stdout (false with NO_COLOR or no TTY). */
+  color: boolean;
+}
+
+export interface NodeContextOptions {
+  debug?: boolean;
+  onlyShowErrors?: boolean;
+  env?: Env;
+  /** Where log lines go; stderr by default. */
+  write?: (line: string) => void;
+}
+
+/** Resolves azkeep's folders: `AZKEEP_CONFIG_DIR`, else XDG, else the platform's usual place. */
+export function resolvePaths(env: Env, platform: NodeJS.Platform = process.platform): Paths {
+  const home = env.HOME || homedir();
+  let configDir = env.AZKEEP_CONFIG_DIR;
+  if (!configDir) {
+    if (platform === "darwin") configDir = join(home, "Library", "Application Support", "azkeep");
+    else if (platform === "win32")
+      configDir = join(env.APPDATA || join(home, "AppData", "Roaming"), "azkeep");
+    else configDir = join(env.XDG_CONFIG_HOME || join(home, ".config"), "azkeep");
+  }
+  const runtimeDir =
+    env.AZKEEP_RUNTIME_DIR ||
+    (platform === "linux" && env.XDG_RUNTIME_DIR
+      ? join(env.XDG_RUNTIME_DIR, "azkeep")
+      : join(configDir, "run"));
+  return { configDir, runtimeDir, home };
+}
+
+const realClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason as Error);
+      const t = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      const onAbort = () => {
+        clearTimeout(t);
+        reject(signal?.reason as Error);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+    }),
+};
+
+function makePrompter(): Prompter {
+  const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
+  return {
+    interactive,
+    async ask(question, options = {}) {
+      const { askOnTerminal } = await import("./terminal.js");
+      return askOnTerminal(question, options.secret === true);
+    },
+    async readStdin() {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      return Buffer.concat(chunks).toString("utf8");
+    },
+  };
+}
+
+function makeBrowser(env: Env): BrowserOpener {
+  return {
+    async open(url) {
+      const { openBrowser } = await import("./browser-open.js");
+      return openBrowser(url, env);
+    },
+  };
+}
+
+/** The Context of a real process. Only the CLI's entry point and library users call this. */
+export function createNodeContext(options: NodeContextOptions = {}): Context {
+  const env = options.env ?? process.env;
+  const write = options.write ?? ((line: string) => void process.stderr.write(line + "\n"));
+  const color = !env.NO_COLOR && Boolean(process.stderr.isTTY) && env.TERM !== "dumb";
+  const quiet = options.onlyShowErrors === true;
+  const logger: Logger = {
+    debug: options.debug ? (m) => write(`DEBUG: ${redact(m)}`) : () => {},
+    info: options.debug ? (m) => write(`INFO: ${redact(m)}`) : () => {},
+    warn: quiet
+      ? () => {}
+      : (m) => write(color ? `\x1b[33mWARNING: ${redact(m)}\x1b[0m` : `WARNING: ${redact(m)}`),
+  };
+  return {
+    clock: realClock,
+    fetch: globalThis.fetch.bind(globalThis),
+    env,
+    paths: resolvePaths(env),
+    random: { bytes: (n) => new Uint8Array(randomBytes(n)), uuid: () => randomUUID() },
+    logger,
+    prompter: makePrompter(),
+    browser: makeBrowser(env),
+    progress: {
+      status: quiet ? () => {} : (m) => write(m),
+      message: (m) => write(m),
+    },
+    color,
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * The sealed store's contents and the port every other part of azkeep uses to read and change
+ * them. `profile.json` holds no secrets; everything in `Secrets` is sealed in `tokens.sealed`.
+ */
+import type { Profile } from "../profile/types.js";
+
+/** A refresh token: one per signed-in user and client; it serves every resource and tenant. */
+export interface RefreshTokenEntry {
+  /** `<uid>.<utid>` from `client_info`, as MSAL keys accounts. */
+  homeAccountId: string;
+  username: string;
+  clientId: string;
+  /** Authority host or issuer, e.g. `login.microsoftonline.com` or `https://issuer` (generic OIDC). */
+  environment: string;
+  /** Cloud name (`AzureCloud`, …) or `oidc:<issuer>`. */
+  cloud: string;
+  /** The user's home tenant. */
+  homeTenantId: string;
+  secret: string;
+  familyId?: string;
+  /** Epoch seconds. */
+  lastModified: number;
+}
+
+export interface AccessTokenEntry {
+  /** `null` for service principals and managed identities. */
+  homeAccountId: string | null;
+  /** For service principals: the client id; for users: the username. */
+  principal: string;
+  clientId: string;
+  environment: string;
+  cloud: string;
+  /** The tenant the token was issued for (`organizations` for the sign-in token). */
+  tenantId: string;
+  /** Space-joined scopes as returned by the token endpoint. */
+  target: string;
+  secret: string;
+  tokenType: string;
+  /** Epoch seconds. */
+  expiresOn: number;
+  /** Epoch seconds; when the token should be refreshed early (`refresh_in`). */
+  refreshOn?: number;
+  /** Epoch seconds. */
+  cachedAt: number;
+}
+
+export type ServicePrincipalCredential =
+  | { kind: "secret"; secret: string }
+  | { kind: "certificate"; certificatePem: string; sendX5c?: boolean }
+  /** Re-read at every token request (workload identity). */
+  | { kind: "federated-file"; path: string }
+  | { kind: "federated-token"; token: string };
+
+export interface ServicePrincipalEntry {
+  clientId: string;
+  tenantId: string;
+  cloud: string;
+  credential: ServicePrincipalCredential;
+}
+
+export interface Secrets {
+  version: 1;
+  refreshTokens: RefreshTokenEntry[];
+  accessTokens: AccessTokenEntry[];
+  servicePrincipals: ServicePrincipalEntry[];
+}
+
+export function emptySecrets(): Secrets {
+  return { version: 1, refreshTokens: [], accessTokens: [], servicePrincipals: [] };
+}
+
+export interface StoreState {
+  profile: Profile;
+  secrets: Secrets;
+}
+
+/** What protects the store, for `store status`, `doctor` and `account show`. */
+export interface StoreStatus {
+  provider: string;
+  configDir: string;
+  files: { path: string; mode: string; exists: boolean }[];
+  warnings: string[];
+}
+
+export interface Store {
+  readonly configDir: string;
+  /** Reads `profile.json` without a lock; never sees a partial file. Missing → empty. */
+  readProfile(): Promise<Profile>;
+  /** Reads and unseals `tokens.sealed` without a lock. Missing → empty. */
+  readSecrets(): Promise<Secrets>;
+  /**
+   * Read-modify-write under the cross-process lock: re-reads both files, lets `change` mutate
+   * the state in place, then writes what changed (temp file → fsync → rename).
+   */
+  update<T>(change: (state: StoreState) => T | Promise<T>): Promise<T>;
+  status(): Promise<StoreStatus>;
+}
