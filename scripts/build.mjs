@@ -1,10 +1,10 @@
 // Bundles azkeep with esbuild: ESM, code splitting, so lazily imported commands become chunks
 // and `get-access-token` loads only what it needs.
 import { build } from "esbuild";
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
-rmSync(new URL("../dist", import.meta.url), { recursive: true, force: true });
+
 
 const entryPoints = {
   "cli/main": "src/cli/main.ts",
