@@ -25,7 +25,7 @@ export function fakeContext(startMs = Date.UTC(2026, 10, 29, 0, 0, 0)): FakeCont
         now += ms;
       },
     },
-    fetch: (() => Promise.reject(new Error("no network in unit tests"))),
+    fetch: () => Promise.reject(new Error("no network in unit tests")),
     env: {},
     paths: { configDir: join(dir, "config"), runtimeDir: join(dir, "run"), home: dir },
     random: { bytes: (k) => new Uint8Array(k).fill(128), uuid: () => `uuid-${++n}` },

@@ -20,7 +20,7 @@
  *
  * A claims challenge skips the cache, as MSAL does.
  */
-import { BUILTIN_CLOUDS, type Cloud } from "../clouds.js";
+import { BUILTIN_CLOUDS, RESOURCE_TYPES, resourceToScope, type Cloud, type ResourceType } from "../clouds.js";
 import type { Context } from "../context.js";
 import { AuthenticationRequiredError, AzkeepError, NetworkError } from "../errors.js";
 import type { SubscriptionEntry } from "../profile/types.js";
@@ -87,8 +87,15 @@ export interface TokenSource {
 }
 
 export interface TokenRequest {
-  /** v2 scopes, e.g. `["https://management.core.windows.net//.default"]`. */
-  scopes: string[];
+  /**
+   * v2 scopes, e.g. `["https://management.core.windows.net//.default"]`. When empty, the scope
+   * comes from `resource`, else `resourceType`, else the cloud's ARM audience (as az does).
+   */
+  scopes?: string[];
+  /** A v1 resource: the scope is `resource + "/.default"`, keeping a trailing slash. */
+  resource?: string;
+  /** `arm`, `ms-graph`, …: an endpoint of the account's cloud. */
+  resourceType?: ResourceType;
   /** Subscription id or name (either case); default: the default subscription. */
   subscription?: string;
   /** Tenant to get the token from; default: the account's tenant. */
@@ -158,7 +165,26 @@ interface Plan {
   homeAccountId?: string;
 }
 
-function plan(account: SubscriptionEntry, secrets: Secrets, req: TokenRequest): Plan {
+/** A request whose scopes are known. */
+type ScopedRequest = TokenRequest & { scopes: string[] };
+
+/** The scopes of a request (reference §2.4): `--scope` as is, else the resource's `/.default`. */
+export function requestScopes(cloud: Cloud, req: TokenRequest): string[] {
+  if (req.scopes && req.scopes.length > 0) return req.scopes;
+  if (req.resource) return [resourceToScope(req.resource)];
+  const field = RESOURCE_TYPES[req.resourceType ?? "arm"];
+  const resource = cloud.endpoints[field];
+  if (!resource) {
+    throw new AzkeepError(
+      "not_found",
+      `The cloud '${cloud.name}' has no endpoint for --resource-type ${req.resourceType ?? "arm"}.`,
+      { hint: "Pass the resource itself with --resource, or a scope with --scope." },
+    );
+  }
+  return [resourceToScope(resource)];
+}
+
+function plan(account: SubscriptionEntry, secrets: Secrets, req: ScopedRequest): Plan {
   const kind = identityKind(account);
   const tenant = req.tenant ? unquote(req.tenant) : account.tenantId;
   const cloud = account.environmentName;
@@ -233,7 +259,7 @@ function respond(e: AccessTokenEntry, p: Plan, source: TokenResponse["source"]):
   };
 }
 
-function validate(req: TokenRequest): void {
+function validate(req: ScopedRequest): void {
   if (req.scopes.length === 0 || req.scopes.some((s) => !s || /\s/.test(s))) {
     throw new AzkeepError("bad_input", "Give one or more scopes without spaces.", {
       hint: "For example `--scope https://management.core.windows.net//.default`.",
@@ -248,12 +274,15 @@ function validate(req: TokenRequest): void {
 export async function acquireToken(
   ctx: Context,
   deps: PolicyDeps,
-  req: TokenRequest,
+  request: TokenRequest,
 ): Promise<TokenResponse> {
-  validate(req);
   const { store } = deps;
   const [profile, secrets] = await Promise.all([store.readProfile(), store.readSecrets()]);
-  const account = findSubscription(profile, req.subscription);
+  const account = findSubscription(profile, request.subscription);
+  const resolveCloud = deps.resolveCloud ?? builtinCloud;
+  const cloud = await resolveCloud(account.environmentName);
+  const req: ScopedRequest = { ...request, scopes: requestScopes(cloud, request) };
+  validate(req);
   const first = plan(account, secrets, req);
   if (!req.claims) {
     const cached = findAccessToken(secrets, first.key);
@@ -262,13 +291,22 @@ export async function acquireToken(
       return respond(cached, first, "cache");
     }
   }
-  const resolveCloud = deps.resolveCloud ?? builtinCloud;
-  const cloud = await resolveCloud(account.environmentName);
   const memo = deps.memo ?? createFileFailureMemo(ctx);
 
   return store.update(async (state) => {
     // Re-read under the lock: another process may have refreshed (or signed out) meanwhile.
-    const acct = findSubscription(state.profile, account.id);
+    const acct = state.profile.subscriptions.find(
+      (e) =>
+        e.id === account.id &&
+        e.environmentName === account.environmentName &&
+        e.user.type === account.user.type &&
+        e.user.name.toLowerCase() === account.user.name.toLowerCase(),
+    );
+    if (!acct) {
+      throw new AuthenticationRequiredError(`'${account.user.name}' was signed out meanwhile.`, {
+        hint: "Run `azkeep login` to sign in again.",
+      });
+    }
     const p = plan(acct, state.secrets, req);
     const now = nowS(ctx);
     const current = findAccessToken(state.secrets, p.key);

@@ -1,0 +1,69 @@
+/**
+ * `get-access-token` with the Azure CLI's rules and output (reference §2.4, §5.1): the shape
+ * Terraform, Pulumi, the Azure SDKs and scripts parse. Shared by `azkeep account
+ * get-access-token` and the `az` shim.
+ */
+import type { ResourceType } from "../clouds.js";
+import type { Context } from "../context.js";
+import { AzkeepError } from "../errors.js";
+import { acquireToken, type PolicyDeps, type TokenResponse } from "./policy.js";
+import { formatExpiresOn } from "./time.js";
+
+export interface GetAccessTokenOptions {
+  resource?: string | undefined;
+  resourceType?: ResourceType | undefined;
+  /** v2 scopes (used as they are; `resource` is then ignored, as az does). */
+  scope?: string[] | undefined;
+  subscription?: string | undefined;
+  tenant?: string | undefined;
+  /** A claims challenge (JSON or base64 JSON) from a resource: skips the cache. */
+  claimsChallenge?: string | undefined;
+}
+
+/** az's `get-access-token` JSON (keys are sorted by the formatter, as knack does). */
+export interface AzAccessToken {
+  accessToken: string;
+  /** Naive local time, `YYYY-MM-DD HH:MM:SS.ffffff`. */
+  expiresOn: string;
+  /** Epoch seconds (an integer: Go unmarshals it into int64). */
+  expires_on: number;
+  /** Left out when `--tenant` is given. */
+  subscription?: string;
+  tenant: string;
+  tokenType: string;
+}
+
+export function toAzShape(r: TokenResponse, tenantGiven: boolean): AzAccessToken {
+  const out: AzAccessToken = {
+    accessToken: r.accessToken,
+    expiresOn: formatExpiresOn(r.expiresOn),
+    expires_on: Math.floor(r.expiresOn),
+    tenant: r.tenant,
+    tokenType: r.tokenType || "Bearer",
+  };
+  if (!tenantGiven) out.subscription = r.subscription;
+  return out;
+}
+
+export async function getAccessToken(
+  ctx: Context,
+  deps: PolicyDeps,
+  options: GetAccessTokenOptions,
+): Promise<AzAccessToken> {
+  if (options.subscription && options.tenant) {
+    // az: a CLIError (exit 1), not a parser error.
+    throw new AzkeepError("bad_input", "Please specify only one of subscription and tenant, not both", {
+      hint: "A subscription implies its tenant; pass --tenant alone for a tenant-level token.",
+    });
+  }
+  const scopes = (options.scope ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean);
+  const r = await acquireToken(ctx, deps, {
+    ...(scopes.length ? { scopes } : {}),
+    ...(options.resource ? { resource: options.resource } : {}),
+    ...(options.resourceType ? { resourceType: options.resourceType } : {}),
+    ...(options.subscription ? { subscription: options.subscription } : {}),
+    ...(options.tenant ? { tenant: options.tenant } : {}),
+    ...(options.claimsChallenge ? { claims: options.claimsChallenge } : {}),
+  });
+  return toAzShape(r, Boolean(options.tenant));
+}
