@@ -76,10 +76,19 @@ export interface StoreState {
 
 /** What protects the store, for `store status`, `doctor` and `account show`. */
 export interface StoreStatus {
+  /** `keyring`, `keyutils`, `passphrase`, `insecure-file`, `memory`, or `none` before the first write. */
   provider: string;
   configDir: string;
   files: { path: string; mode: string; exists: boolean }[];
   warnings: string[];
+  /** The data key's id (also in tokens.sealed's header); absent before the first write. */
+  keyId?: string;
+  /** Whether the provider has the key now; `null` when not checked (a passphrase is not asked for). */
+  keyAvailable?: boolean | null;
+  /** What protects what, one entry per file, in words. */
+  protection?: { file: string; holds: string; protectedBy: string }[];
+  /** e.g. `AZKS v1, AES-256-GCM`. */
+  format?: string;
 }
 
 export interface Store {

@@ -1,0 +1,423 @@
+/**
+ * The sealed store on disk: `profile.json` (no secrets) and `tokens.sealed` (AES-256-GCM) in
+ * azkeep's config folder, with the data key in a key provider.
+ *
+ * - Reads take no lock: files are only ever replaced by rename, so a reader sees a whole old
+ *   or a whole new file. Every read checks the folder's and the file's owner and mode.
+ * - `update` holds `store.lock` across re-read → change → write (temp → fsync → rename →
+ *   fsync folder). tokens.sealed is written before profile.json, so a crash between the two
+ *   leaves new tokens with the old profile (an unused token, never a listed account whose
+ *   token is half-written).
+ * - Damage (any changed byte, truncation, unknown version, missing key) is one
+ *   `store_damaged` error whose hint is the command to run; the file is moved aside under the
+ *   lock — only if it is still the bytes that failed, so a file another process just replaced
+ *   is never moved — and is never used half-read.
+ */
+import { join } from "node:path";
+import { readConfig, updateConfig, type AzkeepConfig } from "../config.js";
+import type { Context } from "../context.js";
+import { AzkeepError } from "../errors.js";
+import { emptyProfile, type Profile } from "../profile/types.js";
+import {
+  checkDir,
+  ensurePrivateDir,
+  moveAside,
+  readPrivateFile,
+  removeDebris,
+  writeFileAtomic,
+} from "./files.js";
+import { withLock } from "./lock.js";
+import type { KeyProvider, KeyRecord, ProviderName, StoreOptions } from "./provider.js";
+import { chooseProvider, loadProvider, requestedProvider } from "./providers/index.js";
+import {
+  keyCheckValue,
+  kidHex,
+  KID_BYTES,
+  parseHeader,
+  seal,
+  SealError,
+  unseal,
+  NONCE_BYTES,
+} from "./sealed.js";
+import { emptySecrets, type Secrets, type Store, type StoreState, type StoreStatus } from "./types.js";
+
+export const PROFILE_FILE = "profile.json";
+export const SEALED_FILE = "tokens.sealed";
+export const STORE_LOCK = "store.lock";
+
+const SIGN_IN_HINT =
+  "Run `azkeep login` to sign in again (service principals: `azkeep login --service-principal …`).";
+
+/** Why a file was found damaged, for the message. */
+type Damage =
+  | { kind: "sealed"; error: SealError }
+  | { kind: "key_missing"; record: KeyRecord }
+  | { kind: "key_wrong"; record: KeyRecord }
+  | { kind: "unknown_key"; kid: string }
+  | { kind: "profile"; reason: string };
+
+class DamageFound extends Error {
+  constructor(
+    readonly file: string,
+    readonly bytes: Buffer,
+    readonly damage: Damage,
+  ) {
+    super("damaged");
+  }
+}
+
+function damageMessage(file: string, d: Damage): string {
+  switch (d.kind) {
+    case "sealed":
+      if (d.error.reason === "unknown_version")
+        return `The token store ${file} was written by another azkeep version: ${d.error.message}.`;
+      return `The token store ${file} is damaged: ${d.error.message}.`;
+    case "key_missing":
+      return (
+        `The token store ${file} cannot be opened: its key is not in the ${d.record.provider} provider ` +
+        "(after a reboot for keyutils, or the folder was copied from another machine, user or HOME)."
+      );
+    case "key_wrong":
+      return `The token store ${file} cannot be opened: the key in the ${d.record.provider} provider is not the one that sealed it.`;
+    case "unknown_key":
+      return `The token store ${file} is sealed with key ${d.kid}, which config.json does not name (config.json lost or replaced).`;
+    case "profile":
+      return `The profile ${file} is damaged: ${d.reason}.`;
+  }
+}
+
+function sameBytes(a: Buffer | undefined, b: Buffer): boolean {
+  return a !== undefined && a.equals(b);
+}
+
+function parseProfile(raw: Buffer): Profile | string {
+  let value: unknown;
+  try {
+    // The Azure CLI writes a byte-order mark; azkeep never does, but tolerates one.
+    value = JSON.parse(raw.toString("utf8").replace(/^\uFEFF/, ""));
+  } catch {
+    return "it is not valid JSON";
+  }
+  if (value === null || typeof value !== "object" || !Array.isArray((value as Profile).subscriptions))
+    return "it has no subscriptions list";
+  return value as Profile;
+}
+
+function validSecrets(value: unknown): value is Secrets {
+  const s = value as Secrets | null;
+  return (
+    s !== null &&
+    typeof s === "object" &&
+    s.version === 1 &&
+    Array.isArray(s.refreshTokens) &&
+    Array.isArray(s.accessTokens) &&
+    Array.isArray(s.servicePrincipals)
+  );
+}
+
+export interface FileStore extends Store {
+  /** Re-seals under a new key of `to` (`store migrate`). See `migrateStore`. */
+  migrate(to: ProviderName): Promise<{ from: ProviderName | undefined; to: ProviderName; keyId: string }>;
+  /** The provider instance for a name (status, doctor). */
+  provider(name: ProviderName): Promise<KeyProvider>;
+}
+
+export function createFileStore(ctx: Context, options: StoreOptions = {}): FileStore {
+  const dir = ctx.paths.configDir;
+  const sealedPath = join(dir, SEALED_FILE);
+  const profilePath = join(dir, PROFILE_FILE);
+  const lockPath = join(dir, STORE_LOCK);
+  const keys = new Map<string, Uint8Array>();
+  const providers = new Map<ProviderName, Promise<KeyProvider>>();
+  let warnedInsecure = false;
+
+  const pctx = { ctx, configDir: dir, options };
+  const provider = (name: ProviderName): Promise<KeyProvider> => {
+    let p = providers.get(name);
+    if (!p) {
+      p = loadProvider(name, pctx);
+      providers.set(name, p);
+    }
+    return p;
+  };
+  const lock = <T>(fn: () => Promise<T>) =>
+    withLock(lockPath, fn, {
+      clock: ctx.clock,
+      ...(options.lockTimeoutMs !== undefined ? { timeoutMs: options.lockTimeoutMs } : {}),
+    });
+
+  function warnIfInsecure(p: KeyProvider): void {
+    if (p.name !== "insecure-file" || warnedInsecure) return;
+    warnedInsecure = true;
+    for (const w of p.warnings?.() ?? []) ctx.logger.warn(w);
+  }
+
+  /** The key of a record: cached per key id; undefined when the provider says it is gone. */
+  async function keyOf(record: KeyRecord): Promise<Uint8Array | undefined> {
+    const cached = keys.get(record.keyId);
+    if (cached) return cached;
+    const p = await provider(record.provider);
+    warnIfInsecure(p);
+    const key = await p.getKey(record, (k) => keyCheckValue(k) === record.keyCheck);
+    if (key) keys.set(record.keyId, key);
+    return key;
+  }
+
+  function recordFor(config: AzkeepConfig, kid: string): KeyRecord | undefined {
+    const s = config.store;
+    if (s?.key?.keyId === kid) return s.key;
+    if (s?.previous?.keyId === kid) return s.previous;
+    return undefined;
+  }
+
+  /** Opens sealed bytes; DamageFound for anything that makes them unusable. */
+  async function openSealed(raw: Buffer): Promise<Secrets> {
+    let kid: string;
+    try {
+      kid = kidHex(parseHeader(raw).kid);
+    } catch (e) {
+      if (e instanceof SealError) throw new DamageFound(sealedPath, raw, { kind: "sealed", error: e });
+      throw e;
+    }
+    let record = recordFor(await readConfig(ctx), kid);
+    // A migration may have replaced both files between our two reads: look once more.
+    if (!record) record = recordFor(await readConfig(ctx), kid);
+    if (!record) throw new DamageFound(sealedPath, raw, { kind: "unknown_key", kid });
+    const key = await keyOf(record);
+    if (!key) throw new DamageFound(sealedPath, raw, { kind: "key_missing", record });
+    if (keyCheckValue(key) !== record.keyCheck) {
+      keys.delete(record.keyId);
+      throw new DamageFound(sealedPath, raw, { kind: "key_wrong", record });
+    }
+    let plain: Buffer;
+    try {
+      plain = unseal(raw, () => key);
+    } catch (e) {
+      if (e instanceof SealError) throw new DamageFound(sealedPath, raw, { kind: "sealed", error: e });
+      throw e;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(plain.toString("utf8"));
+    } catch {
+      value = undefined;
+    }
+    if (!validSecrets(value))
+      throw new DamageFound(sealedPath, raw, {
+        kind: "sealed",
+        error: new SealError("bad_content", "its content is not a token store this azkeep understands"),
+      });
+    return value;
+  }
+
+  function readProfileRaw(): Profile {
+    if (!checkDir(dir)) return emptyProfile();
+    const raw = readPrivateFile(profilePath);
+    if (!raw) return emptyProfile();
+    const p = parseProfile(raw);
+    if (typeof p === "string") throw new DamageFound(profilePath, raw, { kind: "profile", reason: p });
+    return p;
+  }
+
+  async function readSecretsRaw(): Promise<Secrets> {
+    if (!checkDir(dir)) return emptySecrets();
+    const raw = readPrivateFile(sealedPath);
+    if (!raw) return emptySecrets();
+    return openSealed(raw);
+  }
+
+  /** Moves the damaged file aside (if unchanged) and throws the one clear error. Caller holds the lock. */
+  function settleDamage(d: DamageFound): never | "changed" {
+    const now = readPrivateFile(d.file);
+    if (!sameBytes(now, d.bytes)) return "changed";
+    const aside = moveAside(d.file, ctx.clock.now());
+    const what =
+      d.file === sealedPath ? "your accounts need to sign in again" : "your account list needs a new sign-in";
+    throw new AzkeepError(
+      "store_damaged",
+      `${damageMessage(d.file, d.damage)} It was moved aside to ${aside}; ${what}.`,
+      {
+        hint: SIGN_IN_HINT,
+        details: { file: d.file, movedTo: aside, reason: d.damage.kind },
+      },
+    );
+  }
+
+  /** Runs a lock-free read; on damage, settles it under the lock, re-reading if the file changed. */
+  async function readWithRecovery<T>(read: () => T | Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await read();
+      } catch (e) {
+        if (!(e instanceof DamageFound)) throw e;
+        // "changed": another process replaced the file after we read it; read the new one.
+        if ((await lock(async () => settleDamage(e))) === "changed" && attempt < 5) continue;
+        throw new AzkeepError("store_damaged", damageMessage(e.file, e.damage), { hint: SIGN_IN_HINT });
+      }
+    }
+  }
+
+  /** Inside the lock: read, settling damage in place (the lock is already ours). */
+  async function readLocked<T>(read: () => T | Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (e) {
+      if (!(e instanceof DamageFound)) throw e;
+      settleDamage(e); // throws unless the file changed, which cannot happen under the lock
+      return read();
+    }
+  }
+
+  /** The key to seal with: the configured one, or a new one (first write, or the key is gone). */
+  async function writeKey(): Promise<{ record: KeyRecord; key: Uint8Array }> {
+    const config = await readConfig(ctx);
+    const current = config.store?.key;
+    const requested = requestedProvider(ctx, options);
+    if (current) {
+      if (requested && requested !== current.provider && requested !== "memory") {
+        throw new AzkeepError(
+          "config",
+          `The token store uses the ${current.provider} provider; ${requested} was asked for (AZKEEP_STORE_PROVIDER). azkeep never changes it silently.`,
+          {
+            hint: `Run \`azkeep store migrate --to ${requested}\` to change it, or unset AZKEEP_STORE_PROVIDER.`,
+          },
+        );
+      }
+      if (current.provider === "insecure-file" && !config.store?.insecureFileOptIn) {
+        throw new AzkeepError(
+          "store_unavailable",
+          "config.json names the insecure-file provider without the explicit opt-in.",
+          {
+            hint: "Run `azkeep store migrate --to insecure-file` to opt in explicitly, or pick a safer provider with `azkeep store migrate --to keyring`.",
+          },
+        );
+      }
+      const key = await keyOf(current);
+      if (key) return { record: current, key };
+      // The key is gone (reboot, new machine) and the store it sealed was moved aside: same
+      // provider, new key. The provider itself never changes here.
+      return createKey(await provider(current.provider), "first");
+    }
+    if (requested) return createKey(await provider(requested), "first", "AZKEEP_STORE_PROVIDER");
+    return chooseProvider(pctx, (p) => createKey(p, "first", "automatic"));
+  }
+
+  async function createKey(
+    p: KeyProvider,
+    purpose: "first" | "migrate",
+    via = "store migrate",
+  ): Promise<{ record: KeyRecord; key: Uint8Array }> {
+    const kid = Buffer.from(ctx.random.bytes(KID_BYTES));
+    const created = await p.createKey(kid, purpose);
+    const record: KeyRecord = {
+      provider: p.name,
+      keyId: kidHex(kid),
+      keyCheck: keyCheckValue(created.key),
+      createdAt: new Date(ctx.clock.now()).toISOString(),
+      ...(created.scrypt ? { scrypt: created.scrypt } : {}),
+    };
+    keys.set(record.keyId, created.key);
+    await updateConfig(ctx, (c) => {
+      const s = (c.store ??= {});
+      if (purpose === "migrate" && s.key) s.previous = s.key;
+      s.key = record;
+      if (p.name === "insecure-file") s.insecureFileOptIn ??= { at: record.createdAt, via };
+    });
+    warnIfInsecure(p);
+    return { record, key: created.key };
+  }
+
+  async function writeSealed(
+    secrets: Secrets,
+    sealWith: { record: KeyRecord; key: Uint8Array },
+  ): Promise<void> {
+    const bytes = seal(
+      Buffer.from(JSON.stringify(secrets), "utf8"),
+      sealWith.key,
+      Buffer.from(sealWith.record.keyId, "hex"),
+      ctx.random.bytes(NONCE_BYTES),
+    );
+    await writeFileAtomic(sealedPath, bytes);
+  }
+
+  /** After tokens.sealed is sealed with the current key, the previous key can go. */
+  async function finishMigration(): Promise<void> {
+    const config = await readConfig(ctx);
+    const prev = config.store?.previous;
+    if (!prev) return;
+    if (prev.keyId !== config.store?.key?.keyId) {
+      try {
+        await (await provider(prev.provider)).deleteKey(prev);
+      } catch (e) {
+        ctx.logger.warn(
+          `The old key (${prev.provider}, id ${prev.keyId}) could not be deleted: ${(e as Error).message}. ` +
+            "It no longer opens anything; remove it from the provider by hand.",
+        );
+      }
+    }
+    keys.delete(prev.keyId);
+    await updateConfig(ctx, (c) => {
+      if (c.store?.previous?.keyId === prev.keyId) delete c.store.previous;
+      if (c.store?.key?.provider !== "insecure-file") delete c.store?.insecureFileOptIn;
+    });
+  }
+
+  const store: FileStore = {
+    configDir: dir,
+
+    readProfile: () => readWithRecovery(readProfileRaw),
+    readSecrets: () => readWithRecovery(readSecretsRaw),
+
+    async update<T>(change: (state: StoreState) => T | Promise<T>): Promise<T> {
+      await ensurePrivateDir(dir);
+      return lock(async () => {
+        removeDebris(dir);
+        const secrets = await readLocked(readSecretsRaw);
+        const profile = await readLocked(readProfileRaw);
+        const before = { secrets: JSON.stringify(secrets), profile: JSON.stringify(profile) };
+        const draft: StoreState = { profile, secrets };
+        const result = await change(draft);
+        const after = { secrets: JSON.stringify(draft.secrets), profile: JSON.stringify(draft.profile) };
+        if (after.secrets !== before.secrets) {
+          await writeSealed(draft.secrets, await writeKey());
+          await finishMigration();
+        }
+        if (after.profile !== before.profile)
+          await writeFileAtomic(profilePath, JSON.stringify(draft.profile, null, 2) + "\n");
+        return result;
+      });
+    },
+
+    async migrate(to) {
+      if (to === "memory")
+        throw new AzkeepError(
+          "usage",
+          "The memory provider keeps nothing on disk, so there is nothing to migrate to.",
+          {
+            hint: "For a job that should leave nothing behind, set AZKEEP_STORE_PROVIDER=memory instead.",
+          },
+        );
+      await ensurePrivateDir(dir);
+      return lock(async () => {
+        removeDebris(dir);
+        const config = await readConfig(ctx);
+        const from = config.store?.key;
+        // Re-sealing needs the old key: read before anything changes (damage ends here).
+        const secrets = await readLocked(readSecretsRaw);
+        const target = await provider(to);
+        const created = await createKey(target, "migrate", "store migrate");
+        await writeSealed(secrets, created);
+        await finishMigration();
+        return { from: from?.provider, to, keyId: created.record.keyId };
+      });
+    },
+
+    provider,
+
+    async status(): Promise<StoreStatus> {
+      const { storeStatus } = await import("./status.js");
+      return storeStatus(ctx, store);
+    },
+  };
+  return store;
+}

@@ -1,0 +1,100 @@
+/**
+ * The `keyring` key provider: the OS keyring through @napi-rs/keyring — Secret Service
+ * (gnome-keyring, KWallet) on Linux, the Keychain on macOS, Credential Manager on Windows.
+ *
+ * The native module is imported only here, lazily (it costs ~10 ms to load). Every call has a
+ * timeout: a Secret Service that never answers (no daemon on the bus, a prompt no one can see)
+ * would otherwise hang the command forever. A timeout or a refused call is `store_unavailable`
+ * (the store is left alone); only "no such entry" means the key is missing.
+ */
+import type * as Keyring from "@napi-rs/keyring";
+import { AzkeepError } from "../../errors.js";
+import type { KeyProvider, KeyRecord, ProviderContext } from "../provider.js";
+
+export const KEYRING_SERVICE = "azkeep";
+
+function account(keyIdHex: string): string {
+  return `store-key-${keyIdHex}`;
+}
+
+function backendName(): string {
+  if (process.platform === "darwin") return "macOS Keychain";
+  if (process.platform === "win32") return "Windows Credential Manager";
+  return "Secret Service (e.g. gnome-keyring)";
+}
+
+function unavailable(message: string, cause?: unknown): AzkeepError {
+  return new AzkeepError("store_unavailable", message, {
+    hint:
+      process.platform === "linux"
+        ? "Unlock your keyring (or start gnome-keyring in this session), or choose another key provider: " +
+          "`azkeep store migrate --to keyutils` (or passphrase). See docs/store.md."
+        : "Unlock your keyring, or choose another key provider: `azkeep store migrate --to passphrase`.",
+    cause,
+  });
+}
+
+async function withTimeout<T>(
+  ms: number,
+  what: string,
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(unavailable(`The OS keyring (${backendName()}) did not answer within ${ms} ms (${what}).`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([run(controller.signal), timeout]);
+  } catch (e) {
+    if (e instanceof AzkeepError) throw e;
+    throw unavailable(`The OS keyring (${backendName()}) refused to ${what}: ${(e as Error).message}`, e);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function createKeyringProvider(pctx: ProviderContext, opts: { timeoutMs?: number } = {}): KeyProvider {
+  const timeoutMs = opts.timeoutMs ?? pctx.options.keyringTimeoutMs ?? 5000;
+  const entry = async (keyIdHex: string): Promise<Keyring.AsyncEntry> => {
+    let mod: typeof Keyring;
+    try {
+      mod = await import("@napi-rs/keyring");
+    } catch (e) {
+      throw unavailable("The OS keyring module (@napi-rs/keyring) could not be loaded on this platform.", e);
+    }
+    try {
+      return new mod.AsyncEntry(KEYRING_SERVICE, account(keyIdHex), { linux: { store: "secret-service" } });
+    } catch (e) {
+      // Thrown at once when there is no session bus (DBUS_SESSION_BUS_ADDRESS unset).
+      throw unavailable(`The OS keyring (${backendName()}) is not reachable: ${(e as Error).message}`, e);
+    }
+  };
+  return {
+    name: "keyring",
+    async createKey(kid) {
+      const key = pctx.ctx.random.bytes(32);
+      const e = await entry(kid.toString("hex"));
+      await withTimeout(timeoutMs, "store the key", (signal) => e.setSecret(key, signal));
+      // Read it back: some backends accept a write they cannot serve (no default collection).
+      const back = await withTimeout(timeoutMs, "read the key back", (signal) => e.getSecret(signal));
+      if (!back || !Buffer.from(back).equals(Buffer.from(key)))
+        throw unavailable(`The OS keyring (${backendName()}) did not keep the key it was given.`);
+      return { key };
+    },
+    async getKey(record: KeyRecord) {
+      const e = await entry(record.keyId);
+      const secret = await withTimeout(timeoutMs, "read the key", (signal) => e.getSecret(signal));
+      return secret ? new Uint8Array(secret) : undefined;
+    },
+    async deleteKey(record) {
+      const e = await entry(record.keyId);
+      return withTimeout(timeoutMs, "delete the key", (signal) => e.deleteCredential(signal));
+    },
+    describe: (record) =>
+      `the key is in the OS keyring (${backendName()}), service "${KEYRING_SERVICE}", account "${account(record?.keyId ?? "<key id>")}"`,
+  };
+}

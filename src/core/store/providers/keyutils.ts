@@ -1,0 +1,181 @@
+/**
+ * The `keyutils` key provider: the Linux kernel key-management facility, for headless machines.
+ *
+ * The key is a `user` key described `azkeep:<key id>`, added to the session keyring and linked
+ * into the user's persistent keyring — the same layout as @napi-rs/keyring's keyutils backend,
+ * so both backends here read each other's keys:
+ * - session keyring: gone when the login session ends;
+ * - persistent keyring: survives logout, expires after `/proc/sys/kernel/keys/persistent_keyring_expiry`
+ *   seconds without use (3 days by default; each write renews it) and never survives a reboot.
+ * After a reboot the key is gone: the store cannot be opened and azkeep says to sign in again.
+ *
+ * Backends: the `keyctl` command (Debian `keyutils`; ~2 ms per call) when it is on PATH, else
+ * the kernel calls inside @napi-rs/keyring (~10 ms to load the native module). The key goes to
+ * `keyctl` on standard input, never on its command line. The key's permissions are the
+ * kernel default: only processes that possess it (through the session keyring) can read it.
+ */
+import { spawnSync } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { delimiter, join } from "node:path";
+import type * as Keyring from "@napi-rs/keyring";
+import { AzkeepError } from "../../errors.js";
+import type { KeyProvider, KeyRecord, ProviderContext } from "../provider.js";
+
+export function keyDescription(keyIdHex: string): string {
+  return `azkeep:${keyIdHex}`;
+}
+
+const HINT =
+  "Run azkeep inside a session keyring (`keyctl session`, or log in through PAM with pam_keyinit), " +
+  "or choose another provider: `azkeep store migrate --to passphrase`. See docs/store.md.";
+
+function unavailable(message: string, cause?: unknown): AzkeepError {
+  return new AzkeepError("store_unavailable", message, { hint: HINT, cause });
+}
+
+interface Backend {
+  add(desc: string, key: Uint8Array): void;
+  /** undefined = not found. */
+  read(desc: string): Uint8Array | undefined;
+  remove(desc: string): boolean;
+}
+
+function keyctlBackend(pctx: ProviderContext, timeoutMs: number): Backend {
+  const env = { PATH: pctx.ctx.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" };
+  const run = (args: string[], input?: Uint8Array) => {
+    const r = spawnSync("keyctl", args, { input, env, timeout: timeoutMs, maxBuffer: 1 << 16 });
+    if (r.error)
+      throw unavailable(`The kernel keyring could not be used (keyctl: ${r.error.message}).`, r.error);
+    return { ok: r.status === 0, stdout: r.stdout, stderr: r.stderr.toString("utf8").trim() };
+  };
+  const notFound = (stderr: string) => /not available|No such|expired|revoked|Key has been/i.test(stderr);
+  const linkPersistent = () => {
+    // Links the persistent keyring into the session (renewing its expiry); absent on some kernels.
+    const p = run(["get_persistent", "@s"]);
+    return p.ok ? p.stdout.toString("utf8").trim() : undefined;
+  };
+  const pipe = (desc: string) => run(["pipe", `%user:${desc}`]);
+  return {
+    add(desc, key) {
+      const r = run(["padd", "user", desc, "@s"], key);
+      if (!r.ok) throw unavailable(`The kernel keyring refused the key (keyctl: ${r.stderr}).`);
+      const id = r.stdout.toString("utf8").trim();
+      const persistent = linkPersistent();
+      if (persistent) run(["link", id, persistent]);
+    },
+    read(desc) {
+      let r = pipe(desc);
+      if (!r.ok && notFound(r.stderr) && linkPersistent() !== undefined) r = pipe(desc); // a new login session
+      if (r.ok) return new Uint8Array(r.stdout);
+      if (notFound(r.stderr)) return undefined;
+      throw unavailable(`The kernel keyring could not be read (keyctl: ${r.stderr}).`);
+    },
+    remove(desc) {
+      linkPersistent();
+      const r = run(["invalidate", `%user:${desc}`]);
+      if (r.ok) return true;
+      if (notFound(r.stderr)) return false;
+      throw unavailable(`The kernel keyring refused to delete the key (keyctl: ${r.stderr}).`);
+    },
+  };
+}
+
+async function napiBackend(): Promise<Backend> {
+  let mod: typeof Keyring;
+  try {
+    mod = await import("@napi-rs/keyring");
+  } catch (e) {
+    throw unavailable("Neither `keyctl` (Debian package keyutils) nor @napi-rs/keyring is available.", e);
+  }
+  const entry = (desc: string) =>
+    mod.Entry.withTarget(desc, "azkeep", desc, { linux: { store: "keyutils" } });
+  const wrap = <T>(what: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      throw unavailable(`The kernel keyring refused to ${what}: ${(e as Error).message}`, e);
+    }
+  };
+  return {
+    add: (desc, key) => wrap("store the key", () => entry(desc).setSecret(key)),
+    read: (desc) =>
+      wrap("read the key", () => {
+        try {
+          const s = entry(desc).getSecret();
+          return s ? new Uint8Array(s) : undefined;
+        } catch (e) {
+          if (/no (matching )?entry|not found/i.test((e as Error).message)) return undefined;
+          throw e;
+        }
+      }),
+    remove: (desc) =>
+      wrap("delete the key", () => {
+        try {
+          return entry(desc).deleteCredential();
+        } catch (e) {
+          if (/no (matching )?entry|not found/i.test((e as Error).message)) return false;
+          throw e;
+        }
+      }),
+  };
+}
+
+/** Looks `keyctl` up on PATH without spawning anything (this runs on the hot path). */
+function hasKeyctl(pctx: ProviderContext): boolean {
+  const path = pctx.ctx.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin";
+  return path.split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir || ".", "keyctl"), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+export function createKeyutilsProvider(pctx: ProviderContext): KeyProvider {
+  const timeoutMs = pctx.options.keyringTimeoutMs ?? 5000;
+  let backend: Promise<Backend> | undefined;
+  const get = (): Promise<Backend> =>
+    (backend ??= (async () => {
+      if (process.platform !== "linux")
+        throw unavailable("The kernel keyring (keyutils) exists only on Linux.");
+      const choice = pctx.options.keyutilsBackend;
+      if (choice === "keyctl" || (choice === undefined && hasKeyctl(pctx)))
+        return keyctlBackend(pctx, timeoutMs);
+      return napiBackend();
+    })());
+  return {
+    name: "keyutils",
+    async createKey(kid) {
+      const b = await get();
+      const key = pctx.ctx.random.bytes(32);
+      const desc = keyDescription(kid.toString("hex"));
+      b.add(desc, key);
+      // Read it back: a session keyring that silently drops links (some containers) must not
+      // be chosen, or the next command would find no key.
+      const back = b.read(desc);
+      if (!back || !Buffer.from(back).equals(Buffer.from(key))) {
+        try {
+          b.remove(desc);
+        } catch {
+          /* nothing to clean */
+        }
+        throw unavailable(
+          "The kernel keyring accepted the key but cannot give it back in this session " +
+            "(typical in containers without a session keyring).",
+        );
+      }
+      return { key };
+    },
+    async getKey(record: KeyRecord) {
+      return (await get()).read(keyDescription(record.keyId));
+    },
+    async deleteKey(record) {
+      return (await get()).remove(keyDescription(record.keyId));
+    },
+    describe: (record) =>
+      `the key is in the Linux kernel keyring (session + persistent keyring, key "${keyDescription(record?.keyId ?? "<key id>")}"); ` +
+      "it does not survive a reboot — after one, sign in again",
+  };
+}
