@@ -34,7 +34,10 @@ import {
   parseServicePrincipalEntries,
   type AzServicePrincipal,
 } from "./az-files.js";
+import { azureCliConfigDir } from "./paths.js";
 import { shredFile } from "./shred.js";
+
+export { azureCliConfigDir };
 
 /** Access tokens with less than this left are not worth importing (az's own reuse margin). */
 const AT_MIN_REMAINING_SEC = 300;
@@ -111,11 +114,6 @@ export interface ImportPlan {
   skipped: { item: string; reason: string }[];
   /** The plaintext files holding secrets, which `shred` removes. */
   secretFiles: string[];
-}
-
-/** The Azure CLI's config folder: `--config-dir`, else `AZURE_CONFIG_DIR`, else `~/.azure`. */
-export function azureCliConfigDir(ctx: Context, configDir?: string): string {
-  return configDir || ctx.env.AZURE_CONFIG_DIR || join(ctx.paths.home, ".azure");
 }
 
 async function readIfExists(path: string): Promise<{ text: string; mtimeSec: number } | undefined> {
