@@ -113,3 +113,59 @@ export type ResourceType = keyof typeof RESOURCE_TYPES;
 export function resourceToScope(resource: string): string {
   return `${resource}/.default`;
 }
+
+/** azkeep's cloud settings in its config file (non-secret). */
+export interface CloudSettings {
+  /** The active cloud's name; default `AzureCloud`. */
+  activeCloud?: string;
+  /** Registered custom clouds (Azure Stack, ADFS, the emulator). */
+  customClouds?: Cloud[];
+  /** The subscription last chosen in each cloud, restored by `cloud set` (az's clouds.config). */
+  cloudSubscriptions?: Record<string, string>;
+}
+
+/** Every known cloud: built-ins first, then custom ones. */
+export function allClouds(settings: CloudSettings): Cloud[] {
+  return [...BUILTIN_CLOUDS, ...(settings.customClouds ?? [])];
+}
+
+/** Finds a cloud by name, case-insensitively. */
+export function findCloud(settings: CloudSettings, name: string): Cloud | undefined {
+  const key = name.toLowerCase();
+  return allClouds(settings).find((c) => c.name.toLowerCase() === key);
+}
+
+/** The active cloud (`AZURE_CLOUD_NAME`-style overrides are the caller's business). */
+export function activeCloudName(settings: CloudSettings): string {
+  return settings.activeCloud ?? DEFAULT_CLOUD;
+}
+
+/** az's endpoint and suffix names for `cloud register` flags and `cloud show` output. */
+export const ENDPOINT_FLAGS: Record<string, keyof CloudEndpoints> = {
+  "active-directory": "activeDirectory",
+  "resource-manager": "resourceManager",
+  "active-directory-resource-id": "activeDirectoryResourceId",
+  "active-directory-graph-resource-id": "activeDirectoryGraphResourceId",
+  "microsoft-graph-resource-id": "microsoftGraphResourceId",
+  "active-directory-data-lake-resource-id": "activeDirectoryDataLakeResourceId",
+  management: "management",
+  "batch-resource-id": "batchResourceId",
+  "ossrdbms-resource-id": "ossrdbmsResourceId",
+  "media-resource-id": "mediaResourceId",
+};
+
+export const SUFFIX_FLAGS: Record<string, keyof CloudSuffixes> = {
+  "storage-endpoint": "storageEndpoint",
+  "keyvault-dns": "keyvaultDns",
+};
+
+/** A cloud as az prints it (`az cloud show`): `isActive`, `name`, `endpoints`, `suffixes`, `profile`. */
+export function cloudView(cloud: Cloud, active: boolean): Record<string, unknown> {
+  return {
+    isActive: active,
+    name: cloud.name,
+    profile: cloud.profile,
+    endpoints: { ...cloud.endpoints },
+    suffixes: { ...cloud.suffixes },
+  };
+}

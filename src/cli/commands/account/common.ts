@@ -1,0 +1,25 @@
+/** What the account commands share: the store and the active cloud, loaded lazily. */
+import type { Context } from "../../../core/context.js";
+import type { Store } from "../../../core/store/types.js";
+
+export async function openAccounts(ctx: Context): Promise<{ store: Store; activeCloud: string }> {
+  const [{ openStore }, { loadCloudSettings }, { activeCloudName }] = await Promise.all([
+    import("../../../core/store/index.js"),
+    import("../../../core/profile/cloud-settings.js"),
+    import("../../../core/clouds.js"),
+  ]);
+  const [store, settings] = await Promise.all([openStore(ctx), loadCloudSettings(ctx)]);
+  return { store, activeCloud: activeCloudName(settings) };
+}
+
+/** `-o table` columns of `account list` (az's transformer). */
+export function accountTable(value: unknown): Record<string, unknown>[] {
+  return (value as Record<string, unknown>[]).map((e) => ({
+    Name: e.name,
+    CloudName: e.cloudName,
+    SubscriptionId: e.id,
+    TenantId: e.tenantId,
+    State: e.state,
+    IsDefault: e.isDefault,
+  }));
+}
