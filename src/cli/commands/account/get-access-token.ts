@@ -1,0 +1,79 @@
+/**
+ * `azkeep account get-access-token`: az's flags, rules, fields and exit codes (reference §2.4).
+ * This is the hot path (scripts call it in loops; the shim calls it for every SDK request), so
+ * the module imports nothing at load time beyond commander's types: the token policy and the
+ * store are imported when the command runs.
+ */
+import { Option, type Command } from "commander";
+import type { ResourceType } from "../../../core/clouds.js";
+import type { CommandRun, Lazy } from "../../command.js";
+
+export interface GetAccessTokenFlags {
+  resource?: string;
+  resourceType?: ResourceType;
+  scope?: string[];
+  subscription?: string;
+  name?: string;
+  tenant?: string;
+  claimsChallenge?: string;
+}
+
+const RESOURCE_TYPE_CHOICES = ["oss-rdbms", "arm", "aad-graph", "ms-graph", "batch", "media", "data-lake"];
+
+/** Declares the command on the `account` group; its code loads only when it runs. */
+export function registerGetAccessToken(account: Command, lazy: Lazy): void {
+  account
+    .command("get-access-token")
+    .description(
+      "get a token for a resource, from the cache while more than 5 minutes remain (otherwise refreshed).\n" +
+        "Output as az: accessToken, expiresOn (local time), expires_on (epoch seconds), subscription, tenant, tokenType.",
+    )
+    .option(
+      "--resource <resource>",
+      "a v1 resource, e.g. https://vault.azure.net (default: Azure Resource Manager)",
+    )
+    .addOption(
+      new Option("--resource-type <type>", "a resource of the account's cloud").choices(
+        RESOURCE_TYPE_CHOICES,
+      ),
+    )
+    .option(
+      "--scope <scopes...>",
+      "v2 scopes, e.g. https://graph.microsoft.com/.default (wins over --resource)",
+    )
+    .option(
+      "-s, --subscription <id-or-name>",
+      "the subscription whose identity and tenant to use (default: the default one)",
+    )
+    .addOption(new Option("-n, --name <id-or-name>", "the same as --subscription").hideHelp())
+    .option("-t, --tenant <tenant>", "get the token from this tenant (then `subscription` is left out)")
+    .option(
+      "--claims-challenge <claims>",
+      "a claims challenge from a resource's WWW-Authenticate header (JSON or base64): skips the cache",
+    )
+    .addHelpText(
+      "after",
+      "\nExamples:\n" +
+        "  azkeep account get-access-token --query accessToken -o tsv\n" +
+        "  azkeep account get-access-token --resource-type ms-graph\n" +
+        "  azkeep account get-access-token --scope https://storage.azure.com/.default --tenant contoso.com\n",
+    )
+    .action(lazy(() => import("./get-access-token.js")));
+}
+
+export const run: CommandRun<GetAccessTokenFlags> = async (flags, io) => {
+  const [{ getAccessToken }, { openTokenDeps }] = await Promise.all([
+    import("../../../core/tokens/get-access-token.js"),
+    import("../../../core/tokens/deps.js"),
+  ]);
+  const deps = await openTokenDeps(io.ctx, io.signal);
+  const value = await getAccessToken(io.ctx, deps, {
+    resource: flags.resource,
+    resourceType: flags.resourceType,
+    scope: flags.scope,
+    subscription: flags.subscription ?? flags.name,
+    tenant: flags.tenant,
+    claimsChallenge: flags.claimsChallenge,
+  });
+  return { value };
+};
