@@ -1,12 +1,12 @@
 /**
  * `azkeep account get-access-token`: az's flags, rules, fields and exit codes (reference §2.4).
- * This is the hot path (scripts call it in loops; the shim calls it for every SDK request), so
- * the module imports nothing at load time beyond commander's types: the token policy and the
- * store are imported when the command runs.
+ * This module only declares the flags (it is loaded with every command); the code is in
+ * `../token/get-access-token-run.ts`, loaded when the command runs — a separate module because
+ * esbuild's code splitting cannot lazily import a module that is also imported statically.
  */
 import { Option, type Command } from "commander";
 import type { ResourceType } from "../../../core/clouds.js";
-import type { CommandRun, Lazy } from "../../command.js";
+import type { Lazy } from "../../command.js";
 
 export interface GetAccessTokenFlags {
   resource?: string;
@@ -58,22 +58,5 @@ export function registerGetAccessToken(account: Command, lazy: Lazy): void {
         "  azkeep account get-access-token --resource-type ms-graph\n" +
         "  azkeep account get-access-token --scope https://storage.azure.com/.default --tenant contoso.com\n",
     )
-    .action(lazy(() => import("./get-access-token.js")));
+    .action(lazy(() => import("../token/get-access-token-run.js")));
 }
-
-export const run: CommandRun<GetAccessTokenFlags> = async (flags, io) => {
-  const [{ getAccessToken }, { openTokenDeps }] = await Promise.all([
-    import("../../../core/tokens/get-access-token.js"),
-    import("../../../core/tokens/deps.js"),
-  ]);
-  const deps = await openTokenDeps(io.ctx, io.signal);
-  const value = await getAccessToken(io.ctx, deps, {
-    resource: flags.resource,
-    resourceType: flags.resourceType,
-    scope: flags.scope,
-    subscription: flags.subscription ?? flags.name,
-    tenant: flags.tenant,
-    claimsChallenge: flags.claimsChallenge,
-  });
-  return { value };
-};

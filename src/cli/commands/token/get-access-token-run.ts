@@ -1,0 +1,23 @@
+/**
+ * `azkeep account get-access-token` (flags in `../account/get-access-token.ts`). This is the
+ * hot path (scripts call it in loops), so the token policy and the store are imported only here.
+ */
+import type { GetAccessTokenFlags } from "../account/get-access-token.js";
+import type { CommandRun } from "../../command.js";
+
+export const run: CommandRun<GetAccessTokenFlags> = async (flags, io) => {
+  const [{ getAccessToken }, { openTokenDeps }] = await Promise.all([
+    import("../../../core/tokens/get-access-token.js"),
+    import("../../../core/tokens/deps.js"),
+  ]);
+  const deps = await openTokenDeps(io.ctx, io.signal);
+  const value = await getAccessToken(io.ctx, deps, {
+    resource: flags.resource,
+    resourceType: flags.resourceType,
+    scope: flags.scope,
+    subscription: flags.subscription ?? flags.name,
+    tenant: flags.tenant,
+    claimsChallenge: flags.claimsChallenge,
+  });
+  return { value };
+};
