@@ -1,0 +1,73 @@
+/**
+ * Fixed test key material for the default seed, generated once for the emulator. These keys
+ * protect nothing: they let tests and the demo sign in as the seeded service principal with a
+ * certificate, and mint federated (workload identity) tokens the default seed trusts.
+ */
+
+/** Private key (PKCS#8) of the default service principal's certificate. */
+export const DEFAULT_SP_KEY_PEM = `-----BEGIN PRIVATE KEY-----
+MIIEvwIBADANBgkqhkiG9w0BAQEFAASCBKkwggSlAgEAAoIBAQDLhm52aNdHDGwD
+d3mM2DwCDXzByr8lYOg/5ywaQ/7OiWdY+eGJYu+WzwvmQWUu8s+UJjk0rB/nb+uH
+inVddnrqexZcN5+V301v+4OBXRuyVu3d40pbNDdGuYLcxkeS3bWoEzteKDGoIouF
+2J1epMxN6s85OmT0wp1uOiN1kYyXMA0Ld8fNRbxjLgy961l2Ps4GXXKLJGYxb5Cc
+jkeHKTIhfF5u9BO1+JUrl+usRtFMUuaJjSbrCZ3pFaYRymkDNeAkcj69wab10WxB
+7+1If/PoK/Y3A1bB7n3/yNSY5ciH3iyDLT/PsKiQDIxeB1hG6JiMeB9lJXDOxE2F
+tEj4LODHAgMBAAECggEANV0ElpBrranQomIPoUHLDiC6Lte5oZPUoXi8BBEC/OVj
+Dx3JqGuj9U9JR/CqlpI8ohQZmLluzhB22X2Qw1Y+6T8nwDsnYTUBCVURiHhAvFR1
+nuGrC9nXing2mytz9cqjCDQus0PnrTWNjqUasgeUt/NSrScl9FUY0R92T6u/iJ4t
+doVzsyPTwcfyl1Eq6rmH7S2XZeZ6/FoePD4yXL2k4iMfV+LYDVDuajfeR1T5qHJW
+e8TR9638ys1dViUkhoxSayBt7VyGcBGhFxCBfKg+KyTcOPrGzyC4grS07jCgIG41
+TX/bp7ZOg2nOwNka2rTe+1TmM2foMTu2dJWZj3b41QKBgQDquXcD6OZmpwE3hyG1
+81ZIA3KTHXAPASPW7qjOXfcRd6fTXB4jX138wDBJ3IPBYrHxsOYCJuY/rkaIZZRp
+6i3e766OUB+y+goYGfwsBzcQoWdjaY2lMhDE+vLhVztZxKUQLHB6oFJdOh/HJPok
+a8D6GbpYXMgUfuXye2/SmWIVrQKBgQDd+QS3oxiq72gGSqSRqF7Aebx+fqca+xfs
+ckK5z9CptqZf5iV1N/8E+qjuG9ei70/4zNWR21t9Q/JXFukqNbRrfyrXmw6wbzy6
+629c6hsG4H4ZsvLglsdBJKPHdTgwoxVFIklaYVCCoFfXBg7LK6kHGKW5Ya06NVYt
+cqCPSy+WwwKBgQC19Rgh28XgBc6XsRWc6woTwThsewGHYCbcUx5g+86vp8ZdvqdO
+XHuLl6DXYS5yF4RCDBQBzw3mh779tWEbygHNNJhokgxAvjxc+qfVqbIyHiz7j7PS
+P8FoMfFeZjUIHbynkQuQw/+VbZ18z1lqKm3qc09VeHdSDB1NoArLg0PZ8QKBgQC9
+vgB3TTZn36/nOOUGEYu1Mhqbcn47hQnFN0KsfOUcPaJodV3tnkkjI3VF3IzunWyZ
++9ZQENda87rzEQWM7E1mWlTv6n6a+OtLyLbwELm7niiMpTgSHTEEEWLiu+OlR7KF
+3zIezPK6Rn/vsSDyMUcSZtI67jDagf9BaCuxcY6jawKBgQDKHIGIfnRU37hA9YkX
+W6PHoz7uDrFkXyGUQ/Fl44+b1dI4reRY5mv+IgT4DE6VAOOMupXcSKalJ5MDDB8M
+YTNJUcVkbr7QoKO1kYcLn6uJ3kxOICJoBrfTM0lViKbBfUkesV6Dn1vbSAU9GWOd
+CO1Nx6RvGJBDzPJK1K3dQ+X5SQ==
+-----END PRIVATE KEY-----
+`;
+
+/** Self-signed certificate (CN=azkeep-emulator-sp, valid 2025–2045) registered on the default service principal. */
+export const DEFAULT_SP_CERT_PEM = `-----BEGIN CERTIFICATE-----
+MIIC3DCCAcSgAwIBAgIIAaKzxNXm9wgwDQYJKoZIhvcNAQELBQAwHTEbMBkGA1UE
+AxMSYXprZWVwLWVtdWxhdG9yLXNwMB4XDTI1MDEwMTAwMDAwMFoXDTQ1MDEwMTAw
+MDAwMFowHTEbMBkGA1UEAxMSYXprZWVwLWVtdWxhdG9yLXNwMIIBIjANBgkqhkiG
+9w0BAQEFAAOCAQ8AMIIBCgKCAQEAy4ZudmjXRwxsA3d5jNg8Ag18wcq/JWDoP+cs
+GkP+zolnWPnhiWLvls8L5kFlLvLPlCY5NKwf52/rh4p1XXZ66nsWXDefld9Nb/uD
+gV0bslbt3eNKWzQ3RrmC3MZHkt21qBM7XigxqCKLhdidXqTMTerPOTpk9MKdbjoj
+dZGMlzANC3fHzUW8Yy4MvetZdj7OBl1yiyRmMW+QnI5HhykyIXxebvQTtfiVK5fr
+rEbRTFLmiY0m6wmd6RWmEcppAzXgJHI+vcGm9dFsQe/tSH/z6Cv2NwNWwe59/8jU
+mOXIh94sgy0/z7CokAyMXgdYRuiYjHgfZSVwzsRNhbRI+CzgxwIDAQABoyAwHjAM
+BgNVHRMBAf8EAjAAMA4GA1UdDwEB/wQEAwIHgDANBgkqhkiG9w0BAQsFAAOCAQEA
+h6gDboY34uLsM/T4qTUcH87j18uka6E6UAoUHBdA2ZXa51H/1yBbbYUkBHgdSLBm
+JL8Z80lWhEpexvBpzwGT2FInFbFcP+0Uv0KAhtMX03UYDMUv54vxZMdevR58/VJS
+zD8d0241mzFtlBNHu7C2+z1aZtnOgEkMLxBnVRVa6qyrnPRfRwcjL1k9G43Eu818
+JZkM72/P+iT45ldheQPABN9dyq2t8u30JLpoO/oWSjCffJEA77BncBwd25YPcrFA
+1eeJllSAOY2iM8OzktGAdHNcTPOveYf0wDQAcSWnNw+HyKDHJ25pcTcCWXXb9wR2
+MzEso5vh45qihY/AeWVm1g==
+-----END CERTIFICATE-----
+`;
+
+/** Private key (JWK) of the default seed's federated token issuer. */
+export const DEFAULT_FEDERATED_ISSUER_PRIVATE_JWK = {
+  kty: "RSA",
+  n: "v4z_IUZ798uMkK7jsxfTvXEDb4ulZkYJWHSI7b7x7QkWbuqzf-mezdtWId-py2JKDWMfWyYXPYpWQQZ_yM1mCpaJBvpKsnISwjdvHPycEk0V8GpkV0cW7MyFK2JQ0mGTcOarelftxS8qnMrlHRJ4VP5MSCBbMw5FG4pcZh53AwXlDcCC2l64qrzMCPkOfhVuAhoF0Nqf3r9GaOoRo1O36rcEjVF01K0u8PmmwdArThxRCRmM5fFRHRb36QH7G6CHmlV_qyFzBbvZ-Mxmt-i_cgzWMEIP0TEsV1XsoDl3Unyj423a2taAu1Je8wwq9b4b81r80UVB3GN-A4PrHHvbAw",
+  e: "AQAB",
+  d: "HMTdcK74YYAlzXkm47gZaiN2I6OypMiyEKH4CtUZ2sL5ppEDgpug6UQfDJleFBjgDGCtze_Ln8eOKtgCCzOmNsLjM7QV0fVGEftnadAa1LjVKbWg-mbH76rL-Xcbsm1LSrKqYIaiRHJQERp8DMDAZ-uFo3OQnvtur7M5K3E56K8Qcj7hfFCa6zNchODe9G96-h67CPEGeo6Hyw95s4xoEE8ypXpGSmYVEf-NjQfrljRVdK6iBWxA8RxSovfRm575yfY_2o0ihfVPwgy2vNAqxr5xr43LAfmSUjGgxD6sr7S1EZZh_i-tdVnztw-R8bhNM9cewKKAIT1MmYcNcYOasQ",
+  p: "3aSmSdjMt0sqob-KanhyjMNGmTArlQGJ-wpI-dCy3mGqchL1086vwuaJHT5pBOjfovjkUkFcydHN8J0RIFB7fmZnRUMgIeANwGLmRTqVqCLWzAP0NHv8IPzNFfEgenVAJVY9q2GWMlEFUbVimGETLhJ5D81eMXjUhdlwWoEfoak",
+  q: "3T40yL_EU037ZvVCU6yf2ifQ7GpF0-tbQenK-QCVDVNIeHO6VNPWDym2HwUex1uXCq22SkW_JYuY1CF1F5BFy7iFIh6izP8Wh-CidnHvdrx-C659SAcW0KIIYm4XYISq7nvUNHPS81VT3Tqp_RPKPslje-KoSTlPTiBbvR5Pmss",
+  dp: "0Tpep5N7HQReCDaySXPOXsbwXCe23ICJamv5G6pBT-BOcEUpvnp8PLY3dV228aWLh2MA1g1RtErT53G9-w0-psGwdxe4u4GwOY6i5XM6V3Ab6JdK7kikZ9d9Glt3V2Jb3WMd8Cy9Bl6pcMqTelkZLALQOXSamIUByiDLCQSfgZE",
+  dq: "n8dnE3v66zasU0TY69kFcOXEapitaUjWFRolLgMPohn9gpABh3WdaEH1dx2ZhtxMjre5qJYKX7EbZEftamEVJvVRoLyDUoz-1o6Shfvuts-WMBWKANSt02rRp1ReqaPmVmkzbdYgCQAcmu7dCRqbuxByOmwMoSU0cvXHiyMy1lU",
+  qi: "wBHlXf3jf_1OZ7HHgt-9_vEYuPI34MYmvLUuim0ICF9rFULPJEuBRO-fpO58OzuYf6ChId5zlXlc00sGZ9QdWuHU2U5i1Z-7hICqWPE5Z3r5p6wlP9o-TrlWzz5p7f8gHwBLKsVpU6Tl6m6cuJk3A-kqfKgc-YtYHbzlM10Q-pA",
+  kid: "azkeep-emulator-federated-1",
+  alg: "RS256",
+  use: "sig",
+} as const;
