@@ -82,7 +82,10 @@ describe("doctor: Azure CLI", () => {
 
     const sp = only(findings, join(dir, "service_principal_entries.json"));
     assert.equal(sp.risk, "high");
-    assert.match(sp.holds, /1 client secret in plain text \(cccccccc-0000-0000-0000-000000000001\)/);
+    assert.match(
+      sp.holds,
+      /service principal credentials in plain text: 1 client secret \(cccccccc-0000-0000-0000-000000000001\)/,
+    );
 
     const profile = only(findings, join(dir, "azureProfile.json"));
     assert.deepEqual([profile.risk, profile.mode, profile.fix], ["low", "0644", `chmod 600 ${profile.path}`]);

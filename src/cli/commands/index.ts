@@ -4,12 +4,14 @@
  */
 import type { Command } from "commander";
 import type { Lazy, RegisterGroup } from "../command.js";
+import { register as doctor } from "./doctor/index.js";
 import { register as emulator } from "./emulator/index.js";
+import { register as importGroup } from "./import/index.js";
 import { register as rest } from "./rest/index.js";
 import { register as shim } from "./shim/index.js";
 import { register as token } from "./token/index.js";
 
-const groups: RegisterGroup[] = [emulator, rest, shim, token];
+const groups: RegisterGroup[] = [emulator, rest, shim, token, importGroup, doctor];
 
 export function registerAll(program: Command, lazy: Lazy): void {
   for (const g of groups) g(program, lazy);

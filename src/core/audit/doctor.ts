@@ -28,6 +28,8 @@ export interface StoreReport {
   protection: string;
   files: { path: string; mode: string; exists: boolean }[];
   warnings: string[];
+  /** Whether the key provider has the store's key now (`null`: not checked, e.g. a passphrase). */
+  keyAvailable?: boolean | null;
 }
 
 export interface DoctorReport {
@@ -95,7 +97,8 @@ async function storeReport(
         findings,
       };
   }
-  if (!status)
+  // Before its first write the store reports provider `none`: nothing is kept yet.
+  if (!status || status.provider === "none")
     return {
       report: {
         ...base,
@@ -142,6 +145,7 @@ async function storeReport(
       protection: PROTECTION[status.provider] ?? `sealed; key provider ${status.provider}`,
       files: status.files,
       warnings,
+      ...(status.keyAvailable !== undefined ? { keyAvailable: status.keyAvailable } : {}),
     },
     findings,
   };

@@ -701,7 +701,7 @@ export function identityProviderVerifier(ctx: Context, store: Store, plan: Impor
 function failureText(e: unknown, secrets: readonly string[]): string {
   let text = e instanceof Error ? e.message : String(e);
   for (const s of secrets) if (s.length >= 4) text = text.split(s).join("[REDACTED]");
-  return redact(text.split("\n")[0] ?? "");
+  return redact(text.split("\n")[0] ?? "").replace(/[.\s]+$/, "");
 }
 
 const SHRED_NOTE =

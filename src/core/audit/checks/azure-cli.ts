@@ -105,7 +105,7 @@ export async function checkAzureCli(ctx: Context): Promise<CheckResult> {
         findings.push(
           finding(
             sp,
-            `service principal ${parts.join(", ")} in plain text (${entries.map((e) => e.clientId).join(", ")})`,
+            `service principal credentials in plain text: ${parts.join(", ")} (${entries.map((e) => e.clientId).join(", ")})`,
             "high",
             withChmod(sp, IMPORT),
           ),

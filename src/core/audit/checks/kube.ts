@@ -55,7 +55,8 @@ export async function checkKubeconfig(ctx: Context): Promise<CheckResult> {
     if (!info?.isFile) continue;
     const text = await readText(path);
     if (text === undefined || text.trim() === "") continue;
-    const { parseAllDocuments } = await import("yaml");
+    // `yaml` is CommonJS under Node; bundled by esbuild, its dynamic import has only `default`.
+    const { parseAllDocuments } = (await import("yaml")).default;
     let items: string[] = [];
     let high = false;
     let parsed = true;
@@ -69,7 +70,8 @@ export async function checkKubeconfig(ctx: Context): Promise<CheckResult> {
         items = items.concat(r.items);
         high ||= r.high;
       }
-    } catch {
+    } catch (e) {
+      ctx.logger.debug(`doctor: ${path}: ${e instanceof Error ? e.message : String(e)}`);
       parsed = false;
     }
     const chmod = info.readableByOthers ? `chmod 600 ${shellQuote(path)} && ` : "";
