@@ -6,7 +6,7 @@
  */
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { moveAside, readPrivateFile, writeFileAtomic } from "../files.js";
+import { ensurePrivateDir, moveAside, readPrivateFile, writeFileAtomic } from "../files.js";
 import type { KeyProvider, ProviderContext } from "../provider.js";
 
 export const KEY_FILE = "tokens.key";
@@ -48,6 +48,7 @@ export function createInsecureFileProvider(pctx: ProviderContext): KeyProvider {
     name: "insecure-file",
     async createKey(kid) {
       const key = pctx.ctx.random.bytes(32);
+      await ensurePrivateDir(pctx.configDir);
       const file = read();
       file.keys[kid.toString("hex")] = Buffer.from(key).toString("base64");
       file.warning = WARNING;

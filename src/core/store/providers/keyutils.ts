@@ -48,7 +48,8 @@ function keyctlBackend(pctx: ProviderContext, timeoutMs: number): Backend {
       throw unavailable(`The kernel keyring could not be used (keyctl: ${r.error.message}).`, r.error);
     return { ok: r.status === 0, stdout: r.stdout, stderr: r.stderr.toString("utf8").trim() };
   };
-  const notFound = (stderr: string) => /not available|No such|expired|revoked|Key has been/i.test(stderr);
+  const notFound = (stderr: string) =>
+    /Can't find|not available|No such|expired|revoked|Key has been/i.test(stderr);
   const linkPersistent = () => {
     // Links the persistent keyring into the session (renewing its expiry); absent on some kernels.
     const p = run(["get_persistent", "@s"]);
