@@ -57,7 +57,8 @@ export function createNetworkFetch(opts: NetworkFetchOptions): typeof fetch {
   if (!proxy && !extraCa) return base;
   let dispatcherFetch: Promise<typeof fetch> | undefined;
   const load = async (): Promise<typeof fetch> => {
-    const undici = await import("undici");
+    // undici is CommonJS: bundled by esbuild, its dynamic import has only a default export.
+    const undici = (await import("undici")).default;
     const ca = caFile ? readCa(caFile) : undefined;
     const tls = ca ? { ca } : {};
     const dispatcher = proxy
