@@ -1,0 +1,228 @@
+/**
+ * `azkeep import az --shred` against files written by the REAL Azure CLI 2.45 (Debian's), signed
+ * in to the emulator through its CONNECT proxy with the stock AzureCloud. azkeep then proves
+ * the imported refresh token and service principal secret at the same emulator (through the
+ * same proxy) before it shreds the plaintext files.
+ *
+ * Skipped with an install hint when `az` is missing (a failure under CI=true).
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { startEmulator, type Emulator } from "../../src/emulator/index.js";
+import { runCli } from "../helpers/cli.js";
+import { hasCommand, requireTool } from "../helpers/require-tool.js";
+
+const AZ_INSTALL = "apt-get install -y azure-cli";
+const AZ_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+// The emulator's default seed.
+const CONTOSO = "11111111-1111-1111-1111-111111111111";
+const ALICE = { upn: "alice@contoso.onmicrosoft.com", password: "alice-Passw0rd!" };
+const SP = { clientId: "5e5e5e5e-0000-4000-8000-00000000c001", secret: "azkeep-ci-secret-value" };
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `az` with exactly `env` (nothing from the developer's own Azure setup). */
+function az(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("az", args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A throwaway AZURE_CONFIG_DIR; a fresh versionCheck.json stops az's update check (network). */
+function azConfigDir(root: string): string {
+  const dir = join(root, "azure");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const now = new Date().toISOString().replace("T", " ").replace("Z", "000");
+  writeFileSync(
+    join(dir, "versionCheck.json"),
+    JSON.stringify({
+      versions: {
+        "azure-cli": { local: "2.45.0" },
+        core: { local: "2.45.0" },
+        telemetry: { local: "1.0.8" },
+      },
+      update_time: now,
+    }),
+  );
+  return dir;
+}
+
+/** Every `secret` value in an MSAL cache, plus the SP secret: what must never leak. */
+function secretsIn(dir: string): string[] {
+  const cache = JSON.parse(readFileSync(join(dir, "msal_token_cache.json"), "utf8")) as Record<
+    string,
+    Record<string, { secret?: string }>
+  >;
+  const out = [SP.secret];
+  for (const section of Object.values(cache))
+    for (const e of Object.values(section)) if (e.secret) out.push(e.secret);
+  return out;
+}
+
+function filesUnder(dir: string): { path: string; text: string }[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile())
+    .map((e) => {
+      const path = join(e.parentPath, e.name);
+      return { path, text: readFileSync(path).toString("latin1") };
+    });
+}
+
+describe("import az: files written by the real Azure CLI 2.45", { timeout: 600_000 }, () => {
+  let root: string;
+  let emu: Emulator;
+
+  before(async () => {
+    if (!hasCommand("az")) return;
+    root = mkdtempSync(join(tmpdir(), "azkeep-d-az-"));
+    emu = await startEmulator({ dataDir: join(root, "emulator") });
+  });
+  after(async () => {
+    await emu?.close();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  it("az signs in a user and a service principal; import --shred proves both, then shreds", async (t) => {
+    if (!requireTool(t, "az", AZ_INSTALL)) return;
+    const dir = azConfigDir(root);
+    const azEnv = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: root,
+      LANG: "C.UTF-8",
+      TZ: "UTC",
+      AZURE_CONFIG_DIR: dir,
+      HTTPS_PROXY: emu.urls.proxy!,
+      HTTP_PROXY: emu.urls.proxy!,
+      REQUESTS_CA_BUNDLE: emu.caCertPath!,
+      AZURE_CORE_COLLECT_TELEMETRY: "false",
+      AZURE_CORE_NO_COLOR: "true",
+      AZURE_CORE_SURVEY_MESSAGE: "false",
+    };
+    const user = await az(["login", "-u", ALICE.upn, "-p", ALICE.password, "-o", "json"], azEnv);
+    assert.equal(user.code, 0, user.stderr);
+    const sp = await az(
+      ["login", "--service-principal", "-u", SP.clientId, "-p", SP.secret, "--tenant", CONTOSO, "-o", "json"],
+      azEnv,
+    );
+    assert.equal(sp.code, 0, sp.stderr);
+
+    // What az 2.45 wrote: the BOM-prefixed profile, the plaintext cache and SP entries (0600).
+    const profileBytes = readFileSync(join(dir, "azureProfile.json"));
+    assert.deepEqual([...profileBytes.subarray(0, 3)], [0xef, 0xbb, 0xbf]);
+    assert.equal(statSync(join(dir, "msal_token_cache.json")).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, "service_principal_entries.json")).mode & 0o777, 0o600);
+    const secrets = secretsIn(dir);
+    const profile = JSON.parse(profileBytes.subarray(3).toString("utf8")) as {
+      subscriptions: { id: string; user: { name: string } }[];
+    };
+    const aliceSubs = profile.subscriptions.filter((s) => s.user.name === ALICE.upn).length;
+    assert.ok(aliceSubs > 0, "alice keeps subscriptions the service principal cannot see");
+
+    // doctor sees az's plaintext sign-in.
+    const home = join(root, "home");
+    mkdirSync(home, { recursive: true });
+    const azkeepEnv = {
+      HOME: home,
+      AZKEEP_CONFIG_DIR: join(home, ".config", "azkeep"),
+      XDG_RUNTIME_DIR: join(home, "run"),
+      AZURE_CONFIG_DIR: dir,
+      AZKEEP_STORE_PROVIDER: "passphrase",
+      AZKEEP_PASSPHRASE: "a long test passphrase for the import",
+      HTTPS_PROXY: emu.urls.proxy!,
+      NODE_EXTRA_CA_CERTS: emu.caCertPath!,
+      NO_PROXY: "",
+      KUBECONFIG: undefined,
+      AZD_CONFIG_DIR: undefined,
+    };
+    const before = await runCli(["doctor", "--only-show-errors"], { env: azkeepEnv });
+    assert.equal(before.code, 3, before.stderr);
+    const findings = (JSON.parse(before.stdout) as { findings: { path: string; risk: string }[] }).findings;
+    assert.ok(findings.some((f) => f.path === join(dir, "msal_token_cache.json") && f.risk === "high"));
+    assert.ok(
+      findings.some((f) => f.path === join(dir, "service_principal_entries.json") && f.risk === "high"),
+    );
+
+    await emu.control.clearRequests();
+    const r = await runCli(["import", "az", "--shred"], { env: azkeepEnv, timeoutMs: 120_000 });
+    assert.equal(r.code, 0, `${r.stderr}\n${r.stdout}`);
+    const summary = JSON.parse(r.stdout) as {
+      subscriptions: unknown[];
+      refreshTokens: { username: string; cloud: string }[];
+      servicePrincipals: { clientId: string; credential: string }[];
+      shred: { done: boolean; shredded: string[]; verified: { principal: string; ok: boolean }[] };
+    };
+    assert.equal(summary.subscriptions.length, profile.subscriptions.length);
+    assert.deepEqual(
+      summary.refreshTokens.map((x) => [x.username, x.cloud]),
+      [[ALICE.upn, "AzureCloud"]],
+    );
+    assert.deepEqual(
+      summary.servicePrincipals.map((x) => [x.clientId, x.credential]),
+      [[SP.clientId, "secret"]],
+    );
+    assert.equal(summary.shred.done, true);
+    assert.deepEqual(summary.shred.verified, [
+      { principal: ALICE.upn, type: "user", ok: true },
+      { principal: SP.clientId, type: "servicePrincipal", ok: true },
+    ]);
+
+    // The identity provider saw one refresh with az's client id and one client-credentials grant.
+    const { requests } = await emu.control.requests({ endpoint: "token" });
+    assert.deepEqual(
+      requests.map((q) => [q.host, q.grantType, q.clientId, q.status]),
+      [
+        ["login.microsoftonline.com", "refresh_token", AZ_CLIENT_ID, 200],
+        ["login.microsoftonline.com", "client_credentials", SP.clientId, 200],
+      ],
+    );
+
+    // Only the profile (no secrets) and az's non-secret files are left.
+    const left = readdirSync(dir);
+    assert.ok(left.includes("azureProfile.json"));
+    for (const f of ["msal_token_cache.json", "service_principal_entries.json"])
+      assert.ok(!left.includes(f), f);
+    for (const s of secrets) {
+      assert.ok(!r.stdout.includes(s) && !r.stderr.includes(s), "a secret was printed");
+      for (const f of filesUnder(dir)) assert.ok(!f.text.includes(s), `a secret is left in ${f.path}`);
+      for (const f of filesUnder(azkeepEnv.AZKEEP_CONFIG_DIR))
+        assert.ok(!f.text.includes(s), `plaintext in ${f.path}`);
+    }
+
+    // The Azure CLI itself is signed out now.
+    const gone = await az(["account", "get-access-token", "-o", "json"], azEnv);
+    assert.notEqual(gone.code, 0);
+
+    // doctor: no Azure CLI credential left (the 0644 profile is low risk only).
+    const afterDoctor = await runCli(["doctor", "--only-show-errors"], { env: azkeepEnv });
+    const report = JSON.parse(afterDoctor.stdout) as {
+      atRisk: boolean;
+      findings: { tool: string; risk: string }[];
+      store: { provider: string };
+    };
+    assert.deepEqual(
+      report.findings.filter((f) => f.tool === "Azure CLI").map((f) => f.risk),
+      ["low"],
+    );
+    assert.equal(report.atRisk, false);
+    assert.equal(afterDoctor.code, 0);
+    assert.equal(report.store.provider, "passphrase");
+  });
+});
