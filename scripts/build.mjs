@@ -12,7 +12,6 @@ const entryPoints = {
 for (const [name, file] of Object.entries({
   "lib/index": "src/lib/index.ts",
   "lib/emulator": "src/emulator/index.ts",
-  "shim/az": "src/shim/az.ts",
 })) {
   try {
     readFileSync(new URL(`../${file}`, import.meta.url));
@@ -21,12 +20,15 @@ for (const [name, file] of Object.entries({
     /* entry not written yet */
   }
 }
+// The hot paths (`account get-access-token` through bin's fast lane, and the `az` shim) are
+// built as single files without code splitting: every extra ES module costs a resolve, a read
+// and a compile at start-up (measured in docs/benchmarks.md). npm dependencies stay external
+// there (loaded from node_modules only on the rare paths that need them).
+const fastEntryPoints = { "shim/az": "src/shim/az.ts", "cli/fast": "src/shim/cli-fast.ts" };
 
-await build({
-  entryPoints,
+const common = {
   outdir: "dist",
   bundle: true,
-  splitting: true,
   format: "esm",
   platform: "node",
   target: "node20",
@@ -42,4 +44,12 @@ await build({
     js: "import { createRequire as __azkeepCreateRequire } from 'node:module'; const require = __azkeepCreateRequire(import.meta.url);",
   },
   logLevel: "warning",
+};
+
+await build({ ...common, entryPoints, splitting: true });
+await build({
+  ...common,
+  entryPoints: fastEntryPoints,
+  splitting: false,
+  external: [...common.external, ...Object.keys(pkg.dependencies ?? {})],
 });

@@ -9,7 +9,6 @@
  * in-process tests), and to the proxy agent's connections.
  */
 import { readFileSync } from "node:fs";
-import { rootCertificates } from "node:tls";
 import type { Env } from "./context.js";
 import { AzkeepError } from "./errors.js";
 
@@ -26,7 +25,7 @@ export function usesProxy(env: Env): boolean {
   return Boolean(p.httpProxy || p.httpsProxy);
 }
 
-function readCa(path: string): string[] {
+function readCa(path: string, rootCertificates: readonly string[]): string[] {
   try {
     return [...rootCertificates, readFileSync(path, "utf8")];
   } catch (e) {
@@ -59,7 +58,8 @@ export function createNetworkFetch(opts: NetworkFetchOptions): typeof fetch {
   const load = async (): Promise<typeof fetch> => {
     // undici is CommonJS: bundled by esbuild, its dynamic import has only a default export.
     const undici = (await import("undici")).default;
-    const ca = caFile ? readCa(caFile) : undefined;
+    // node:tls costs ~5 ms and 3 MiB at start-up: loaded only here (get-access-token's hot path never needs it).
+    const ca = caFile ? readCa(caFile, (await import("node:tls")).rootCertificates) : undefined;
     const tls = ca ? { ca } : {};
     const dispatcher = proxy
       ? new undici.EnvHttpProxyAgent({ ...proxySettings(env), connect: tls, requestTls: tls, proxyTls: tls })

@@ -67,6 +67,11 @@ const COMMANDS: Record<ShimCommand, Record<string, FlagSpec>> = {
   },
 };
 
+/** Flags `azkeep account get-access-token` has beyond az's (its fast path parses them too). */
+const AZKEEP_EXTRAS: Partial<Record<ShimCommand, Record<string, FlagSpec>>> = {
+  "account get-access-token": { "--claims-challenge": { name: "claimsChallenge", kind: "value" } },
+};
+
 /** The command words of `argv` (before the first flag), e.g. `["account", "show"]`. */
 function commandWords(argv: readonly string[]): string[] {
   const words: string[] = [];
@@ -81,12 +86,20 @@ function commandWords(argv: readonly string[]): string[] {
  * Returns the parsed command when the shim answers it, or `undefined` when it must go to a
  * real `az`. Throws `ShimUsageError` for a known command with a bad flag (az: exit 2).
  */
-export function parseShimArgs(argv: readonly string[]): ParsedShimArgs | undefined {
+export function parseShimArgs(
+  argv: readonly string[],
+  mode: "az" | "azkeep" = "az",
+): ParsedShimArgs | undefined {
   const words = commandWords(argv);
   const key = words.join(" ");
   if (!(key in COMMANDS)) return undefined;
   const command = key as ShimCommand;
-  const specs = { ...GLOBAL_FLAGS, ...COMMANDS[command] };
+  const specs: Record<string, FlagSpec> = {
+    ...GLOBAL_FLAGS,
+    ...COMMANDS[command],
+    ...(mode === "azkeep" ? AZKEEP_EXTRAS[command] : {}),
+  };
+  if (mode === "azkeep") delete specs["--verbose"]; // not an azkeep flag
   const options: Record<string, string | string[] | boolean> = {};
   const rest = argv.slice(words.length);
   for (let i = 0; i < rest.length; i++) {

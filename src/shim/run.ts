@@ -1,0 +1,143 @@
+/**
+ * Answering a parsed `az`-style command from azkeep's store, shared by the `az` shim and the
+ * fast path of `azkeep account get-access-token` (both skip commander: start-up is their cost).
+ * Only what a cached token needs is imported here; the refresh path loads the flows lazily.
+ */
+import { createNodeContext, type Context } from "../core/context.js";
+import { AzkeepError } from "../core/errors.js";
+import { redact } from "../core/redact.js";
+import type { ResourceType } from "../core/clouds.js";
+import type { SubscriptionEntry } from "../core/profile/types.js";
+import { EXIT, exitCodeFor } from "../cli/exit-codes.js";
+import { applyQuery, formatOutput, isOutputFormat, type OutputFormat } from "../cli/output/format.js";
+import { ShimUsageError, type ParsedShimArgs } from "./argv.js";
+
+/** The Azure CLI version the shim reports: new enough for every caller (expires_on: ≥ 2.54). */
+export const SHIM_AZ_VERSION = "2.67.0";
+
+const RESOURCE_TYPES = new Set(["oss-rdbms", "arm", "aad-graph", "ms-graph", "batch", "media", "data-lake"]);
+
+/** `az`: the shim (quiet, az's words); `azkeep`: the CLI's fast path (the frame's behaviour). */
+export type Mode = "az" | "azkeep";
+
+export interface RunIO {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  env: Record<string, string | undefined>;
+  signal?: AbortSignal;
+}
+
+function str(v: string | string[] | boolean | undefined): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO): Promise<unknown> {
+  if (p.command === "version") {
+    const v = io.env.AZKEEP_SHIM_AZ_VERSION || SHIM_AZ_VERSION;
+    return { "azure-cli": v, "azure-cli-core": v, "azure-cli-telemetry": "1.1.0", extensions: {} };
+  }
+  const { openTokenDeps } = await import("../core/tokens/deps.js");
+  const deps = await openTokenDeps(ctx, io.signal);
+  if (p.command === "account get-access-token") {
+    const { getAccessToken } = await import("../core/tokens/get-access-token.js");
+    const resourceType = str(p.options.resourceType);
+    if (resourceType !== undefined && !RESOURCE_TYPES.has(resourceType)) {
+      throw new ShimUsageError(
+        `argument --resource-type: invalid choice: '${resourceType}' (choose from ${[...RESOURCE_TYPES].map((r) => `'${r}'`).join(", ")})`,
+      );
+    }
+    return getAccessToken(ctx, deps, {
+      resource: str(p.options.resource),
+      resourceType: resourceType as ResourceType | undefined,
+      scope: Array.isArray(p.options.scope) ? p.options.scope : undefined,
+      subscription: str(p.options.subscription),
+      tenant: str(p.options.tenant),
+      claimsChallenge: str(p.options.claimsChallenge),
+    });
+  }
+  const profile = await deps.store.readProfile();
+  if (p.command === "account show") {
+    const { findSubscription } = await import("../core/tokens/account.js");
+    return findSubscription(profile, str(p.options.subscription));
+  }
+  // account list: az shows Enabled subscriptions unless --all, with `cloudName`.
+  const all = p.options.all === true;
+  return profile.subscriptions
+    .filter((s) => all || s.state === "Enabled")
+    .map((s: SubscriptionEntry) => {
+      const { environmentName, ...rest } = s;
+      return { cloudName: environmentName, ...rest };
+    });
+}
+
+/** The frame's error text (`src/cli/main.ts`), plus, for the shim, words callers look for. */
+export function errorText(e: unknown, mode: Mode, debug: boolean): { text: string; code: number } {
+  if (e instanceof ShimUsageError) return { text: `ERROR: ${e.message}\n`, code: EXIT.usage };
+  if (e instanceof Error && e.name === "AbortError")
+    return { text: "ERROR: Interrupted.\n", code: EXIT.interrupted };
+  if (e instanceof AzkeepError) {
+    let text = `ERROR: ${redact(e.message)}\n`;
+    if (e.hint) text += `${redact(e.hint)}\n`;
+    // Not signed in at all: say so in the words callers look for (JS and Python treat stderr
+    // containing "az login" without "AADSTS" as "not signed in": try the next credential).
+    if (mode === "az" && e.code === "auth_required" && !/AADSTS/.test(e.message)) {
+      text += "This az is azkeep's shim: sign in with `azkeep login` (not az login).\n";
+    }
+    if (debug && e.cause instanceof Error)
+      text += `DEBUG: caused by: ${redact(e.cause.stack ?? e.cause.message)}\n`;
+    return { text, code: exitCodeFor(e.code) };
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  let text = `ERROR: ${redact(message)}\n`;
+  text +=
+    mode === "az"
+      ? "This is a bug in azkeep's az shim; run the command again with --debug and report the output.\n"
+      : "This is a bug in azkeep. Run the command again with --debug and report the output (it is redacted).\n";
+  if (debug && e instanceof Error && e.stack) text += `DEBUG: ${redact(e.stack)}\n`;
+  return { text, code: EXIT.error };
+}
+
+/** Answers `p`; resolves the exit code. */
+export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promise<number> {
+  const envOutput = mode === "az" ? io.env.AZURE_CORE_OUTPUT : io.env.AZKEEP_CORE_OUTPUT;
+  try {
+    let output: OutputFormat = envOutput && isOutputFormat(envOutput) ? envOutput : "json";
+    if (p.globals.output !== undefined) {
+      if (!isOutputFormat(p.globals.output)) {
+        throw new ShimUsageError(
+          `argument --output/-o: invalid choice: '${p.globals.output}' (choose from 'json', 'jsonc', 'none', 'table', 'tsv', 'yaml', 'yamlc')`,
+        );
+      }
+      output = p.globals.output;
+    }
+    const ctx = createNodeContext({
+      debug: p.globals.debug,
+      // The shim never warns: callers read any stderr as trouble.
+      onlyShowErrors: mode === "az" || p.globals.onlyShowErrors,
+      env: io.env,
+    });
+    const value = await answer(p, ctx, io);
+    const shown = p.globals.query ? await applyQuery(value, p.globals.query) : value;
+    io.stdout(await formatOutput(shown, output, { color: mode === "azkeep" && ctx.color }));
+    return EXIT.ok;
+  } catch (e) {
+    const { text, code } = errorText(e, mode, p.globals.debug);
+    io.stderr(text);
+    return code;
+  }
+}
+
+/** Ctrl-C / SIGTERM abort the work (a refresh) instead of killing the process mid-write. */
+export function abortOnSignals(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(Object.assign(new Error("Interrupted"), { name: "AbortError" }));
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  return {
+    signal: controller.signal,
+    dispose() {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    },
+  };
+}
