@@ -299,8 +299,12 @@ async function verifyAssertion(
   const x5t = typeof head.x5t === "string" ? head.x5t : undefined;
   const x5tS256 = typeof head["x5t#S256"] === "string" ? head["x5t#S256"] : undefined;
   if (x5t !== undefined || x5tS256 !== undefined) {
+    // Compare bytes: MSAL Python sends the thumbprint padded ("…="), others unpadded; Entra accepts both.
+    const norm = (s: string) => Buffer.from(s, "base64url").toString("hex");
     const cert = (ctx.world.certs.get(app.clientId) ?? []).find(
-      (c) => (x5t !== undefined && c.x5t === x5t) || (x5tS256 !== undefined && c.x5tS256 === x5tS256),
+      (c) =>
+        (x5t !== undefined && norm(c.x5t) === norm(x5t)) ||
+        (x5tS256 !== undefined && norm(c.x5tS256) === norm(x5tS256)),
     );
     const shown = Buffer.from((x5t ?? x5tS256)!, "base64url")
       .toString("hex")

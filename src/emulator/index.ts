@@ -19,6 +19,7 @@ import { DEFAULT_LIFETIMES, ENDPOINTS, World, type Lifetimes } from "./world.js"
 export { EmulatorControl } from "./control.js";
 export type { DeviceCodeInfo, FaultSpec, RequestFilter, RequestList } from "./control.js";
 export { mintFederatedToken, type FederatedTokenOptions } from "./federated.js";
+export { completeAuthorize, completeDeviceLogin, type SignInAnswers } from "./driver.js";
 export {
   DEFAULT_FEDERATED_ISSUER_PRIVATE_JWK,
   DEFAULT_SP_CERT_PEM,

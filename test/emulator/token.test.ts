@@ -40,9 +40,11 @@ function entraShaped(body: Record<string, unknown>, code: number): void {
 
 function certAssertion(emu: Emulator, tenant: string, header: "x5t" | "x5t#S256", audience?: string) {
   const der = Buffer.from(DEFAULT_SP_CERT_PEM.replace(/-----[^-]+-----|\s/g, ""), "base64");
-  const thumb = createHash(header === "x5t" ? "sha1" : "sha256")
-    .update(der)
-    .digest("base64url");
+  // x5t padded as MSAL Python sends it, x5t#S256 unpadded as MSAL Node does.
+  const thumb =
+    header === "x5t"
+      ? createHash("sha1").update(der).digest("base64").replace(/\+/g, "-").replace(/\//g, "_")
+      : createHash("sha256").update(der).digest("base64url");
   return new SignJWT({ jti: randomUUID() })
     .setProtectedHeader({ alg: "RS256", typ: "JWT", [header]: thumb })
     .setIssuer(SP.clientId)
