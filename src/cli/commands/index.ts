@@ -9,9 +9,10 @@ import { register as emulator } from "./emulator/index.js";
 import { register as importGroup } from "./import/index.js";
 import { register as rest } from "./rest/index.js";
 import { register as shim } from "./shim/index.js";
+import { register as store } from "./store/index.js";
 import { register as token } from "./token/index.js";
 
-const groups: RegisterGroup[] = [emulator, rest, shim, token, importGroup, doctor];
+const groups: RegisterGroup[] = [emulator, rest, shim, token, importGroup, doctor, store];
 
 export function registerAll(program: Command, lazy: Lazy): void {
   for (const g of groups) g(program, lazy);

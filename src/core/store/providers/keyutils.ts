@@ -50,6 +50,7 @@ function keyctlBackend(pctx: ProviderContext, timeoutMs: number): Backend {
   };
   const notFound = (stderr: string) =>
     /Can't find|not available|No such|expired|revoked|Key has been/i.test(stderr);
+  const denied = (stderr: string) => /Permission denied/i.test(stderr);
   const linkPersistent = () => {
     // Links the persistent keyring into the session (renewing its expiry); absent on some kernels.
     const p = run(["get_persistent", "@s"]);
@@ -66,9 +67,13 @@ function keyctlBackend(pctx: ProviderContext, timeoutMs: number): Backend {
     },
     read(desc) {
       let r = pipe(desc);
-      if (!r.ok && notFound(r.stderr) && linkPersistent() !== undefined) r = pipe(desc); // a new login session
+      // In a new login session the key is reachable only once the persistent keyring is linked
+      // in; until then the kernel says "not found" or, having found it, "permission denied".
+      if (!r.ok && (notFound(r.stderr) || denied(r.stderr)) && linkPersistent() !== undefined) r = pipe(desc);
       if (r.ok) return new Uint8Array(r.stdout);
-      if (notFound(r.stderr)) return undefined;
+      // A key we cannot possess (another session's, never linked to the persistent keyring) is
+      // as good as missing, as in @napi-rs/keyring.
+      if (notFound(r.stderr) || denied(r.stderr)) return undefined;
       throw unavailable(`The kernel keyring could not be read (keyctl: ${r.stderr}).`);
     },
     remove(desc) {
