@@ -12,7 +12,12 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { startEmulator, type Emulator } from "../../src/emulator/index.js";
+import {
+  DEFAULT_SP_CERT_PEM,
+  DEFAULT_SP_KEY_PEM,
+  startEmulator,
+  type Emulator,
+} from "../../src/emulator/index.js";
 import { runCli } from "../helpers/cli.js";
 import { hasCommand, requireTool } from "../helpers/require-tool.js";
 
@@ -47,8 +52,8 @@ function az(args: string[], env: Record<string, string>, timeoutMs = 120_000): P
 }
 
 /** A throwaway AZURE_CONFIG_DIR; a fresh versionCheck.json stops az's update check (network). */
-function azConfigDir(root: string): string {
-  const dir = join(root, "azure");
+function azConfigDir(root: string, name = "azure"): string {
+  const dir = join(root, name);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const now = new Date().toISOString().replace("T", " ").replace("Z", "000");
   writeFileSync(
@@ -100,10 +105,8 @@ describe("import az: files written by the real Azure CLI 2.45", { timeout: 600_0
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  it("az signs in a user and a service principal; import --shred proves both, then shreds", async (t) => {
-    if (!requireTool(t, "az", AZ_INSTALL)) return;
-    const dir = azConfigDir(root);
-    const azEnv = {
+  function azEnvFor(dir: string): Record<string, string> {
+    return {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       HOME: root,
       LANG: "C.UTF-8",
@@ -116,6 +119,30 @@ describe("import az: files written by the real Azure CLI 2.45", { timeout: 600_0
       AZURE_CORE_NO_COLOR: "true",
       AZURE_CORE_SURVEY_MESSAGE: "false",
     };
+  }
+
+  function azkeepEnvFor(dir: string, name: string): Record<string, string | undefined> {
+    const home = join(root, name);
+    mkdirSync(home, { recursive: true });
+    return {
+      HOME: home,
+      AZKEEP_CONFIG_DIR: join(home, ".config", "azkeep"),
+      XDG_RUNTIME_DIR: join(home, "run"),
+      AZURE_CONFIG_DIR: dir,
+      AZKEEP_STORE_PROVIDER: "passphrase",
+      AZKEEP_PASSPHRASE: "a long test passphrase for the import",
+      HTTPS_PROXY: emu.urls.proxy!,
+      NODE_EXTRA_CA_CERTS: emu.caCertPath!,
+      NO_PROXY: "",
+      KUBECONFIG: undefined,
+      AZD_CONFIG_DIR: undefined,
+    };
+  }
+
+  it("az signs in a user and a service principal; import --shred proves both, then shreds", async (t) => {
+    if (!requireTool(t, "az", AZ_INSTALL)) return;
+    const dir = azConfigDir(root);
+    const azEnv = azEnvFor(dir);
     const user = await az(["login", "-u", ALICE.upn, "-p", ALICE.password, "-o", "json"], azEnv);
     assert.equal(user.code, 0, user.stderr);
     const sp = await az(
@@ -137,21 +164,7 @@ describe("import az: files written by the real Azure CLI 2.45", { timeout: 600_0
     assert.ok(aliceSubs > 0, "alice keeps subscriptions the service principal cannot see");
 
     // doctor sees az's plaintext sign-in.
-    const home = join(root, "home");
-    mkdirSync(home, { recursive: true });
-    const azkeepEnv = {
-      HOME: home,
-      AZKEEP_CONFIG_DIR: join(home, ".config", "azkeep"),
-      XDG_RUNTIME_DIR: join(home, "run"),
-      AZURE_CONFIG_DIR: dir,
-      AZKEEP_STORE_PROVIDER: "passphrase",
-      AZKEEP_PASSPHRASE: "a long test passphrase for the import",
-      HTTPS_PROXY: emu.urls.proxy!,
-      NODE_EXTRA_CA_CERTS: emu.caCertPath!,
-      NO_PROXY: "",
-      KUBECONFIG: undefined,
-      AZD_CONFIG_DIR: undefined,
-    };
+    const azkeepEnv = azkeepEnvFor(dir, "home");
     const before = await runCli(["doctor", "--only-show-errors"], { env: azkeepEnv });
     assert.equal(before.code, 3, before.stderr);
     const findings = (JSON.parse(before.stdout) as { findings: { path: string; risk: string }[] }).findings;
@@ -202,7 +215,7 @@ describe("import az: files written by the real Azure CLI 2.45", { timeout: 600_0
     for (const s of secrets) {
       assert.ok(!r.stdout.includes(s) && !r.stderr.includes(s), "a secret was printed");
       for (const f of filesUnder(dir)) assert.ok(!f.text.includes(s), `a secret is left in ${f.path}`);
-      for (const f of filesUnder(azkeepEnv.AZKEEP_CONFIG_DIR))
+      for (const f of filesUnder(azkeepEnv.AZKEEP_CONFIG_DIR!))
         assert.ok(!f.text.includes(s), `plaintext in ${f.path}`);
     }
 
@@ -224,5 +237,57 @@ describe("import az: files written by the real Azure CLI 2.45", { timeout: 600_0
     assert.equal(report.atRisk, false);
     assert.equal(afterDoctor.code, 0);
     assert.equal(report.store.provider, "passphrase");
+  });
+  it("a certificate service principal: the PEM is read into the store and proven with a signed assertion", async (t) => {
+    if (!requireTool(t, "az", AZ_INSTALL)) return;
+    const dir = azConfigDir(root, "azure-cert");
+    const pemPath = join(root, "sp-cert.pem");
+    writeFileSync(pemPath, `${DEFAULT_SP_KEY_PEM.trim()}\n${DEFAULT_SP_CERT_PEM.trim()}\n`, { mode: 0o600 });
+    const login = await az(
+      ["login", "--service-principal", "-u", SP.clientId, "-p", pemPath, "--tenant", CONTOSO, "-o", "json"],
+      azEnvFor(dir),
+    );
+    assert.equal(login.code, 0, login.stderr);
+    const entries = JSON.parse(
+      readFileSync(join(dir, "service_principal_entries.json"), "utf8"),
+    ) as unknown[];
+    assert.deepEqual(entries, [{ client_id: SP.clientId, tenant: CONTOSO, certificate: pemPath }]);
+
+    const env = azkeepEnvFor(dir, "home-cert");
+    await emu.control.clearRequests();
+    const r = await runCli(["import", "az", "--shred"], { env, timeoutMs: 120_000 });
+    assert.equal(r.code, 0, `${r.stderr}\n${r.stdout}`);
+    const summary = JSON.parse(r.stdout) as {
+      servicePrincipals: { clientId: string; credential: string; certificateFile?: string }[];
+      shred: { done: boolean; shredded: string[]; certificateFiles?: string[]; note: string };
+    };
+    assert.deepEqual(summary.servicePrincipals, [
+      {
+        clientId: SP.clientId,
+        tenantId: CONTOSO,
+        credential: "certificate",
+        source: "service_principal_entries.json",
+        certificateFile: pemPath,
+      },
+    ]);
+    assert.equal(summary.shred.done, true);
+    assert.ok(summary.shred.shredded.includes(join(dir, "service_principal_entries.json")));
+    const { requests } = await emu.control.requests({ endpoint: "token" });
+    assert.deepEqual(
+      requests.map((q) => [q.grantType, q.clientId, q.status]),
+      [["client_credentials", SP.clientId, 200]],
+    );
+    // The store holds its own copy of the key: the sealed file, never the PEM in clear.
+    const keyBody = DEFAULT_SP_KEY_PEM.split("\n")[1]!;
+    for (const f of filesUnder(env.AZKEEP_CONFIG_DIR!)) assert.ok(!f.text.includes(keyBody), f.path);
+    assert.ok(!r.stdout.includes(keyBody) && !r.stderr.includes(keyBody));
+
+    // The PEM itself is left to the user, and the summary says so with the command that removes it.
+    assert.deepEqual(summary.shred.certificateFiles, [pemPath]);
+    assert.match(summary.shred.note, /shred -u FILE/);
+    assert.match(
+      r.stderr,
+      new RegExp(`still hold private keys in plain text.*${pemPath.replace(/[.]/g, "\\.")}`),
+    );
   });
 });

@@ -243,6 +243,26 @@ describe("import az: az 2.45 files (MSAL era)", () => {
     assert.ok(summary.skipped.some((s) => s.item === `credential of ${SP}`));
   });
 
+  it("--shred leaves certificate files in place and names them", async () => {
+    using tmp = tempDir();
+    const dir = azDir(tmp.path, "az-2.45");
+    const certPath = join(tmp.path, "sp-cert.pem");
+    writeFileSync(certPath, await selfSignedPem(), { mode: 0o600 });
+    writeFileSync(
+      join(dir, "service_principal_entries.json"),
+      JSON.stringify([{ client_id: SP, tenant: T, certificate: certPath }]),
+    );
+    const summary = await importFromAzureCli(fakeContext({ home: tmp.path }), createMemoryStore(), {
+      configDir: dir,
+      shred: true,
+      verifier: okVerifier(),
+    });
+    assert.equal(summary.shred?.done, true);
+    assert.deepEqual(summary.shred?.certificateFiles, [certPath]);
+    assert.ok(existsSync(certPath));
+    assert.match(summary.shred?.note ?? "", /still hold private keys in plain text/);
+  });
+
   it("skips accounts in clouds that are not built in, saying why", async () => {
     using tmp = tempDir();
     const dir = azDir(tmp.path, "az-2.45");

@@ -101,6 +101,11 @@ export interface ShredReport {
   /** Why the files were kept (when `done` is false). */
   reason?: string;
   note: string;
+  /**
+   * Certificate PEM files the service principal entries named. They still hold private keys in
+   * plain text but are not deleted (other tools may use them); the store has its own copy.
+   */
+  certificateFiles?: string[];
 }
 
 /** What was read and understood, before anything is written. */
@@ -793,6 +798,16 @@ async function verifyAndShred(
     }
   }
   report.done = report.kept.length === 0;
+  const pems = [
+    ...new Set(plan.servicePrincipals.flatMap((p) => (p.certificateFile ? [p.certificateFile] : []))),
+  ];
+  if (report.done && pems.length > 0) {
+    report.certificateFiles = pems;
+    report.note +=
+      " The certificate files the service principals named still hold private keys in plain text and were not" +
+      ` deleted (other tools may use them; the sealed store has its own copy): ${pems.join(", ")}.` +
+      " Remove them with `shred -u FILE` when nothing else needs them.";
+  }
   return report;
 }
 
