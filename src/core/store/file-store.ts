@@ -202,6 +202,7 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
     } catch {
       value = undefined;
     }
+    ctx.logger.debug(`token store: opened ${sealedPath} with key ${kid} (${record.provider})`);
     if (!validSecrets(value))
       throw new DamageFound(sealedPath, raw, {
         kind: "sealed",
@@ -338,6 +339,9 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
       ctx.random.bytes(NONCE_BYTES),
     );
     await writeFileAtomic(sealedPath, bytes);
+    ctx.logger.debug(
+      `token store: sealed ${sealedPath} with key ${sealWith.record.keyId} (${sealWith.record.provider})`,
+    );
   }
 
   /** After tokens.sealed is sealed with the current key, the previous key can go. */

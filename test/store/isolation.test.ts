@@ -1,0 +1,220 @@
+/**
+ * The seed scenario of the security model: a program copies the config folder. The copy,
+ * opened in a fresh HOME (another machine, another user), must fail with a clear "sign in"
+ * error and print no token. And after storing tokens, no token or secret string may appear in
+ * the config folder, the temp folders or the logs.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { chmodSync, chownSync, cpSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { requireTool } from "../helpers/require-tool.js";
+import { bundleWriter } from "./bundle.js";
+import { tempStoreDir } from "./helpers.js";
+import { runChild, underGnomeKeyring, underKeyctlSession } from "./run-child.js";
+
+type Opened = { ok: boolean; code?: string; message?: string; hint?: string };
+
+function needles() {
+  const r = () => randomBytes(12).toString("hex");
+  return { refreshToken: `0.ARt-${r()}`, accessToken: `eyJ0eXAi.${r()}.sig`, clientSecret: `cs~${r()}` };
+}
+
+function filesUnder(dir: string, since = 0, out: string[] = []): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    const p = join(dir, name);
+    let st;
+    try {
+      st = statSync(p);
+    } catch {
+      continue;
+    }
+    if (st.isDirectory()) filesUnder(p, since, out);
+    else if (st.isFile() && st.mtimeMs >= since && st.size < 20 * 1024 * 1024) out.push(p);
+  }
+  return out;
+}
+
+function chownTree(path: string, uid: number): void {
+  chownSync(path, uid, uid);
+  if (statSync(path).isDirectory()) for (const n of readdirSync(path)) chownTree(join(path, n), uid);
+}
+
+function assertNowhere(secrets: string[], places: { label: string; text: Buffer | string }[]) {
+  for (const { label, text } of places)
+    for (const s of secrets) assert.equal(Buffer.from(text).indexOf(s), -1, `${s} found in ${label}`);
+}
+
+describe("a copied config folder, and secrets at rest", () => {
+  let writer: Awaited<ReturnType<typeof bundleWriter>>;
+  before(async () => {
+    writer = await bundleWriter();
+    chmodSync(dirname(writer.path), 0o755); // the other-user case runs it as nobody
+  });
+  after(() => writer[Symbol.dispose]());
+
+  const baseEnv = (home: string, extra: Record<string, string> = {}) => {
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      HOME: home,
+      AZKEEP_CONFIG_DIR: join(home, ".config", "azkeep"),
+      TMPDIR: join(home, "tmp"),
+      AZKEEP_TEST_DEBUG: "1",
+      ...extra,
+    };
+    delete env.DBUS_SESSION_BUS_ADDRESS;
+    delete env.XDG_RUNTIME_DIR;
+    delete env.NODE_TEST_CONTEXT;
+    mkdirSync(join(home, "tmp"), { recursive: true });
+    return env;
+  };
+  const copyHome = (from: string, to: string) =>
+    cpSync(join(from, ".config", "azkeep"), join(to, ".config", "azkeep"), { recursive: true });
+
+  it("keyring: the copy in a fresh HOME (its own gnome-keyring) says to sign in, prints no token", async (t) => {
+    if (!requireTool(t, "dbus-run-session", "apt-get install dbus")) return;
+    if (!requireTool(t, "gnome-keyring-daemon", "apt-get install gnome-keyring")) return;
+    using a = tempStoreDir("azkeep-home-a-");
+    using b = tempStoreDir("azkeep-home-b-");
+    const x = needles();
+    const started = Date.now();
+    const envA = baseEnv(a.root, { AZKEEP_STORE_PROVIDER: "keyring" });
+    const [cmd, args] = underGnomeKeyring([process.execPath, writer.path, "store", JSON.stringify(x)]);
+    const w = await runChild(cmd, args, { env: envA });
+    assert.equal(w.code, 0, w.stdout + w.stderr);
+    // Still opens at home (same keyring file, new session), so the failure below is the copy's.
+    const [c2, a2] = underGnomeKeyring([process.execPath, writer.path, "open"]);
+    const home = JSON.parse((await runChild(c2, a2, { env: envA })).stdout) as Opened;
+    assert.equal(home.ok, true, JSON.stringify(home));
+
+    copyHome(a.root, b.root);
+    const envB = baseEnv(b.root);
+    const [c3, a3] = underGnomeKeyring([process.execPath, writer.path, "open"]);
+    const r = await runChild(c3, a3, { env: envB });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const o = JSON.parse(r.stdout) as Opened;
+    assert.equal(o.code, "store_damaged");
+    assert.match(o.message!, /key is not in the keyring provider/);
+    assert.match(o.hint!, /azkeep login/);
+    const s = Object.values(x);
+    assertNowhere(s, [
+      { label: "stdout/stderr", text: w.stdout + w.stderr + r.stdout + r.stderr },
+      ...[a.root, b.root].flatMap((d) => filesUnder(d).map((f) => ({ label: f, text: readFileSync(f) }))),
+      ...filesUnder(tmpdir(), started).map((f) => ({ label: f, text: readFileSync(f) })),
+    ]);
+  });
+
+  it("keyutils: the copy opened by another user (own kernel keyrings) says to sign in", async (t) => {
+    if (!requireTool(t, "keyctl", "apt-get install keyutils")) return;
+    if (process.getuid?.() !== 0) return t.skip("needs root to run the reader as another user");
+    using a = tempStoreDir("azkeep-home-a-");
+    using b = tempStoreDir("azkeep-home-b-");
+    const x = needles();
+    const envA = baseEnv(a.root, { AZKEEP_STORE_PROVIDER: "keyutils" });
+    const [cmd, args] = underKeyctlSession([process.execPath, writer.path, "store", JSON.stringify(x)]);
+    const w = await runChild(cmd, args, { env: envA });
+    assert.equal(w.code, 0, w.stdout + w.stderr);
+    const keyId = JSON.parse(readFileSync(join(a.root, ".config/azkeep/config.json"), "utf8")) as {
+      store: { key: { keyId: string } };
+    };
+    t.after(() =>
+      runChild("keyctl", [
+        "session",
+        "-",
+        "sh",
+        "-c",
+        `keyctl get_persistent @s >/dev/null; keyctl invalidate %user:azkeep:${keyId.store.key.keyId}; true`,
+      ]),
+    );
+
+    copyHome(a.root, b.root);
+    const nobody = 65534;
+    const envB = baseEnv(b.root);
+    chownTree(b.root, nobody);
+    const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+      (resolve, reject) => {
+        import("node:child_process")
+          .then(({ spawn }) => {
+            const env: Record<string, string> = {};
+            for (const [k, v] of Object.entries(envB)) if (v !== undefined) env[k] = v;
+            const child = spawn("keyctl", ["session", "-", process.execPath, writer.path, "open"], {
+              env,
+              uid: nobody,
+              gid: nobody,
+              cwd: b.root,
+            });
+            let stdout = "";
+            let stderr = "";
+            child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+            child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+            child.on("error", reject);
+            child.on("close", (code) => resolve({ code, stdout, stderr }));
+          })
+          .catch(reject);
+      },
+    );
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const o = JSON.parse(r.stdout) as Opened;
+    assert.equal(o.code, "store_damaged", JSON.stringify(o));
+    assert.match(o.message!, /key is not in the keyutils provider/);
+    assert.match(o.hint!, /azkeep login/);
+    assertNowhere(Object.values(x), [
+      { label: "stdout/stderr", text: w.stdout + w.stderr + r.stdout + r.stderr },
+    ]);
+  });
+
+  it("passphrase: the copy cannot be opened without the passphrase; no token printed", async () => {
+    using a = tempStoreDir("azkeep-home-a-");
+    using b = tempStoreDir("azkeep-home-b-");
+    const x = needles();
+    const envA = baseEnv(a.root, {
+      AZKEEP_STORE_PROVIDER: "passphrase",
+      AZKEEP_PASSPHRASE: "copy test passphrase",
+    });
+    const w = await runChild(process.execPath, [writer.path, "store", JSON.stringify(x)], { env: envA });
+    assert.equal(w.code, 0, w.stdout + w.stderr);
+    copyHome(a.root, b.root);
+    for (const pass of [undefined, "a guessed passphrase"]) {
+      const r = await runChild(process.execPath, [writer.path, "open"], {
+        env: baseEnv(b.root, pass ? { AZKEEP_PASSPHRASE: pass } : {}),
+      });
+      assert.equal(r.code, 1);
+      const o = JSON.parse(r.stdout) as Opened;
+      assert.equal(o.code, "store_unavailable");
+      assert.match(o.message!, /passphrase/);
+      assertNowhere(Object.values(x), [{ label: "output", text: r.stdout + r.stderr }]);
+    }
+    // The folder holds the sealed blob and the key check value, never the passphrase or a token.
+    assertNowhere(
+      [...Object.values(x), "copy test passphrase"],
+      filesUnder(a.root).map((f) => ({ label: f, text: readFileSync(f) })),
+    );
+  });
+
+  it("insecure-file (the documented weakness): the copy opens — which is why it needs an opt-in", async () => {
+    using a = tempStoreDir("azkeep-home-a-");
+    using b = tempStoreDir("azkeep-home-b-");
+    const x = needles();
+    const w = await runChild(process.execPath, [writer.path, "store", JSON.stringify(x)], {
+      env: baseEnv(a.root, { AZKEEP_STORE_PROVIDER: "insecure-file" }),
+    });
+    assert.equal(w.code, 0, w.stdout + w.stderr);
+    assert.match(w.stderr, /WARNING: .*plain file/);
+    copyHome(a.root, b.root);
+    const r = await runChild(process.execPath, [writer.path, "open"], { env: baseEnv(b.root) });
+    assert.equal((JSON.parse(r.stdout) as Opened).ok, true);
+    // Even so, no token is in any file in plain text: the key file holds only the key.
+    assertNowhere(
+      Object.values(x),
+      filesUnder(a.root).map((f) => ({ label: f, text: readFileSync(f) })),
+    );
+  });
+});
