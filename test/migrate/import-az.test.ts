@@ -439,6 +439,17 @@ describe("import az: bad input ends in one error, nothing half-imported", () => 
     assert.equal(summary.refreshTokens.length, 1);
   });
 
+  it("--config-dir naming a file: not_found", async () => {
+    using tmp = tempDir();
+    const file = join(tmp.path, "file");
+    writeFileSync(file, "x");
+    await rejects(
+      importFromAzureCli(fakeContext({ home: tmp.path }), createMemoryStore(), { configDir: file }),
+      "not_found",
+      /No Azure CLI sign-in found/,
+    );
+  });
+
   it("no Azure CLI files: not_found, naming the folder and --config-dir", async () => {
     using tmp = tempDir();
     const e = await rejects(
@@ -518,6 +529,29 @@ describe("import az --shred", () => {
       readdirSync(dir).map((f) => readFileSync(join(dir, f), "utf8")),
       before,
     );
+  });
+
+  it("keeps the files when they hold credentials that were not imported (no verification tried)", async () => {
+    using tmp = tempDir();
+    const dir = azDir(tmp.path, "az-2.45");
+    const raw = readFileSync(join(dir, "azureProfile.json"), "utf8").slice(1);
+    const profile = JSON.parse(raw) as { subscriptions: { environmentName: string }[] };
+    profile.subscriptions[2]!.environmentName = "MyAzureStack"; // the service principal's
+    writeFileSync(join(dir, "azureProfile.json"), "\ufeff" + JSON.stringify(profile));
+    const verifier = okVerifier();
+    const summary = await importFromAzureCli(fakeContext({ home: tmp.path }), createMemoryStore(), {
+      configDir: dir,
+      shred: true,
+      verifier,
+    });
+    assert.equal(summary.shred?.done, false);
+    assert.match(
+      summary.shred?.reason ?? "",
+      /credentials that were not imported \(service principal cccc.*would lose/,
+    );
+    assert.deepEqual(verifier.calls, []);
+    assert.ok(existsSync(join(dir, "service_principal_entries.json")));
+    assert.ok(existsSync(join(dir, "msal_token_cache.json")));
   });
 
   it("keeps the files when nothing could be verified", async () => {

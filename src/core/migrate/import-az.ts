@@ -119,6 +119,11 @@ export interface ImportPlan {
   skipped: { item: string; reason: string }[];
   /** The plaintext files holding secrets, which `shred` removes. */
   secretFiles: string[];
+  /**
+   * Credentials in those files that were not imported (unknown cloud, no username, …). While
+   * there are any, `shred` keeps the files: shredding them would lose those sign-ins.
+   */
+  notImported: string[];
 }
 
 async function readIfExists(path: string): Promise<{ text: string; mtimeSec: number } | undefined> {
@@ -127,7 +132,7 @@ async function readIfExists(path: string): Promise<{ text: string; mtimeSec: num
     return { text, mtimeSec: Math.floor(st.mtimeMs / 1000) };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return undefined;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
     throw new AzkeepError("bad_input", `Cannot read ${path} (${code ?? "unknown error"}).`, {
       cause: e,
       hint: "Check the file's owner and permissions, then run the import again.",
@@ -268,6 +273,12 @@ export async function planImport(ctx: Context, configDir: string): Promise<Impor
   const adal = adalFile ? parseAdalAccessTokens(adalFile.text, adalPath) : undefined;
 
   const skipped: ImportPlan["skipped"] = [];
+  const notImported: string[] = [];
+  /** A credential left in the files: said in `skipped`, and it stops `shred`. */
+  const leave = (item: string, reason: string) => {
+    skipped.push({ item, reason });
+    notImported.push(item);
+  };
   const plan: ImportPlan = {
     configDir,
     files,
@@ -276,6 +287,7 @@ export async function planImport(ctx: Context, configDir: string): Promise<Impor
     accessTokens: [],
     servicePrincipals: [],
     skipped,
+    notImported,
     secretFiles: [
       ...(msalFile ? [path(AZ_FILES.msalCache)] : []),
       ...(spFile ? [path(AZ_FILES.servicePrincipals)] : []),
@@ -304,23 +316,23 @@ export async function planImport(ctx: Context, configDir: string): Promise<Impor
     for (const rt of msal.refreshTokens) {
       const username = usernameOf(rt.homeAccountId, rt.environment);
       if (username === undefined || username === "") {
-        skipped.push({
-          item: `refresh token of account ${rt.homeAccountId}`,
-          reason: `${source} has no Account entry for it, so its username is unknown`,
-        });
+        leave(
+          `refresh token of account ${rt.homeAccountId}`,
+          `${source} has no Account entry for it, so its username is unknown`,
+        );
         continue;
       }
       const cloud = resolveCloud(profile, username, rt.environment);
       if (typeof cloud === "string") {
-        skipped.push({ item: `refresh token of ${username}`, reason: cloud });
+        leave(`refresh token of ${username}`, cloud);
         continue;
       }
       const homeTenantId = rt.homeAccountId.split(".")[1];
       if (!homeTenantId) {
-        skipped.push({
-          item: `refresh token of ${username}`,
-          reason: "its home account id is not '<object id>.<tenant id>' (ADFS accounts are not supported)",
-        });
+        leave(
+          `refresh token of ${username}`,
+          "its home account id is not '<object id>.<tenant id>' (ADFS accounts are not supported)",
+        );
         continue;
       }
       const entry: RefreshTokenEntry & { source: string } = {
@@ -383,7 +395,7 @@ export async function planImport(ctx: Context, configDir: string): Promise<Impor
       continue;
     const cloud = resolveCloud(profile, sp.clientId, undefined);
     if (typeof cloud === "string") {
-      skipped.push({ item: `service principal ${sp.clientId}`, reason: cloud });
+      leave(`service principal ${sp.clientId}`, cloud);
       continue;
     }
     const base = { clientId: sp.clientId, tenantId: sp.tenantId, cloud: cloud.name, source };
@@ -431,16 +443,17 @@ export async function planImport(ctx: Context, configDir: string): Promise<Impor
       const item = `ADAL token of ${u.userId}`;
       if (!oid || !tid || !environment) {
         if (u.refreshToken)
-          skipped.push({
+          leave(
             item,
-            reason: `${source} does not say the account's object id and tenant; sign in with \`azkeep login\``,
-          });
+            `${source} does not say the account's object id and tenant; sign in with \`azkeep login\``,
+          );
         continue;
       }
       const homeAccountId = `${oid}.${tid}`;
       const cloud = resolveCloud(profile, u.userId, environment);
       if (typeof cloud === "string") {
-        skipped.push({ item, reason: cloud });
+        if (u.refreshToken) leave(item, cloud);
+        else skipped.push({ item, reason: cloud });
         continue;
       }
       if (u.refreshToken) {
@@ -730,6 +743,13 @@ async function verifyAndShred(
   if (plan.secretFiles.length === 0) {
     report.reason = "there were no plaintext credential files to shred";
     report.note = "Nothing was shredded. azureProfile.json was kept: it holds no secrets.";
+    return report;
+  }
+  if (plan.notImported.length > 0) {
+    report.reason =
+      `the files also hold credentials that were not imported (${plan.notImported.join("; ")}); ` +
+      "shredding them would lose those sign-ins";
+    report.note = "Nothing was shredded; see `skipped` for why each was left out.";
     return report;
   }
   if (plan.refreshTokens.length === 0 && plan.servicePrincipals.length === 0) {
