@@ -4,7 +4,7 @@ export const register: RegisterGroup = (program, lazy) => {
   program
     .command("doctor")
     .description(
-      "find credentials kept in plain text on this machine (Azure CLI, azd, AWS, gcloud, kubeconfigs)\n" +
+      "find credentials kept in plain text on this machine (Azure CLI, azd, AWS, gcloud, kubeconfigs) " +
         "and show how azkeep's own store is protected",
     )
     .addHelpText(

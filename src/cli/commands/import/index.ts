@@ -7,13 +7,13 @@ export const register: RegisterGroup = (program, lazy) => {
   group
     .command("az")
     .description(
-      "import the Azure CLI's accounts, refresh tokens, access tokens and service principal secrets\n" +
+      "import the Azure CLI's accounts, refresh tokens, access tokens and service principal secrets " +
         "(azureProfile.json, msal_token_cache.json, service_principal_entries.json, accessTokens.json)",
     )
     .option("--config-dir <dir>", "the Azure CLI's folder (default: AZURE_CONFIG_DIR, else ~/.azure)")
     .option(
       "--shred",
-      "then overwrite and delete the plaintext token and secret files, once the imported sign-ins\n" +
+      "then overwrite and delete the plaintext token and secret files, once the imported sign-ins " +
         "have worked against the identity provider (azureProfile.json is kept: it holds no secrets)",
     )
     .addHelpText(
