@@ -92,6 +92,12 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     req.headers.host ??= target.host;
     serve(req, res);
   });
+  // Bounded waits, so an idle or trickling client cannot hold a connection forever.
+  for (const server of [tlsServer, proxy]) {
+    server.headersTimeout = 30_000;
+    server.requestTimeout = 60_000;
+    server.keepAliveTimeout = 5_000;
+  }
   proxy.on("connection", track);
   proxy.on("clientError", (_err, socket) => {
     if (socket.writable)
@@ -182,7 +188,8 @@ function guard(handler: Handler): Handler {
 
 function refusal(target: string): string {
   return (
-    `The azkeep emulator's proxy refuses ${target.replace(/[^\w.:[\]-]/g, "?")}: it only routes ` +
+    // The target is echoed for the person debugging, but never raw (no header or markup injection).
+    `The azkeep emulator's proxy refuses ${target.slice(0, 260).replace(/[^\w.:[\]-]/g, "?")}: it only routes ` +
     `Azure sign-in and Resource Manager hosts into the emulator and never connects anywhere else.\n`
   );
 }

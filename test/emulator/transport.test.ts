@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { Duplex } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
+import fc from "fast-check";
 import { ProxyAgent, request as undiciRequest } from "undici";
 import { AZURE_HOSTS, CA_KEY_FILE, matchesHost } from "../../src/emulator/ca.js";
 import { startTransport, type Handler, type Transport } from "../../src/emulator/transport.js";
@@ -39,8 +40,9 @@ const echo: Handler = (req, res) => {
       method: req.method,
       body,
     };
-    res.writeHead(200, { "Content-Type": "application/json" });
-    res.end(JSON.stringify(seen));
+    const text = JSON.stringify(seen);
+    res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text) });
+    res.end(text);
   });
 };
 
@@ -383,6 +385,107 @@ describe("emulator transport", { timeout: 60_000 }, () => {
     await new Promise((r) => setTimeout(r, 100));
     const ok = await httpsGet(`${t.httpsUrl}/still-alive`, { ca: t.caCertPem });
     assert.equal(ok.status, 200);
+  });
+});
+
+describe("emulator transport: hostile proxy requests (fast-check)", { timeout: 120_000 }, () => {
+  let root: string;
+  let t: Transport;
+  before(async () => {
+    root = tempDir();
+    t = await startTransport({ handler: echo, dataDir: root });
+  });
+  after(async () => {
+    await t.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  /** Sends raw bytes to the proxy; resolves with the status code of its answer (0 = closed without one). */
+  async function rawStatus(request: string, untilClose = false): Promise<{ status: number; text: string }> {
+    const u = new URL(t.proxyUrl);
+    const socket = net.connect(Number(u.port), u.hostname);
+    await once(socket, "connect");
+    socket.end(Buffer.from(request, "latin1"));
+    let text = "";
+    socket.on("data", (d: Buffer) => (text += d.toString("latin1")));
+    await new Promise<void>((resolve) => {
+      socket.once("close", () => resolve());
+      socket.once("error", () => resolve());
+      // An accepted tunnel stays open waiting for a TLS ClientHello: enough once answered.
+      const poll = setInterval(() => {
+        if (!untilClose && text.includes("\r\n\r\n")) {
+          clearInterval(poll);
+          socket.destroy();
+        }
+      }, 5);
+      socket.once("close", () => clearInterval(poll));
+    });
+    return { status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0), text };
+  }
+
+  const covered = AZURE_HOSTS.map((h) => h.replace("*.", "kv1."));
+  const hostArb = fc.oneof(
+    fc.constantFrom(...covered),
+    fc.constantFrom(...covered).map((h) => h.toUpperCase()),
+    fc.tuple(fc.constantFrom(...covered), fc.string({ maxLength: 12 })).map(([h, x]) => `${x}${h}`),
+    fc.tuple(fc.constantFrom(...covered), fc.string({ maxLength: 12 })).map(([h, x]) => `${h}${x}`),
+    fc.domain(),
+    fc.ipV4(),
+    fc.ipV6().map((a) => `[${a}]`),
+    fc.string({ maxLength: 40 }),
+  );
+  const portArb = fc.oneof(
+    fc.constant("443"),
+    fc.constant(""),
+    fc.integer({ min: 0, max: 70000 }).map(String),
+    fc.string({ maxLength: 6 }),
+  );
+
+  it("CONNECT: 200 only for a covered host on port 443; otherwise 400/403; never a crash", async () => {
+    await fc.assert(
+      fc.asyncProperty(hostArb, portArb, async (hostname, port) => {
+        const target = port === "" ? hostname : `${hostname}:${port}`;
+        const r = await rawStatus(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+        const shouldAccept =
+          /^[A-Za-z0-9.-]+$/.test(hostname) && port === "443" && matchesHost(hostname, AZURE_HOSTS);
+        if (shouldAccept) assert.equal(r.status, 200, target);
+        else {
+          assert.ok(r.status === 400 || r.status === 403, `${JSON.stringify(target)} → ${r.status}`);
+          // Nothing the client sent comes back as a header line of the answer.
+          assert.doesNotMatch(r.text.split("\r\n\r\n")[0] ?? "", /\r\n[^\r\n]*(injected|Set-Cookie)/i);
+        }
+      }),
+      { numRuns: 400 },
+    );
+    const ok = await httpsGet(`${t.httpsUrl}/alive`, { ca: t.caCertPem });
+    assert.equal(ok.status, 200);
+  });
+
+  it("absolute-URI requests: only covered hosts reach the handler; others 400/403", async () => {
+    await fc.assert(
+      fc.asyncProperty(hostArb, fc.webPath(), async (hostname, path) => {
+        const r = await rawStatus(
+          `GET http://${hostname}${path} HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`,
+          true,
+        );
+        if (r.status === 200) {
+          const body = r.text.slice(r.text.indexOf("\r\n\r\n") + 4);
+          const seen = JSON.parse(body) as Seen;
+          assert.equal(seen.encrypted, false);
+          assert.ok(
+            matchesHost(new URL(`http://${hostname}`).hostname, [...AZURE_HOSTS, "169.254.169.254"]),
+            hostname,
+          );
+        } else assert.ok(r.status === 400 || r.status === 403, `${JSON.stringify(hostname)} → ${r.status}`);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("header injection through the CONNECT target is not reflected", async () => {
+    const r = await rawStatus("CONNECT evil.example:443\r\nSet-Cookie: injected=1 HTTP/1.1\r\n\r\n");
+    assert.ok(r.status === 400 || r.status === 403);
+    assert.doesNotMatch(r.text, /^Set-Cookie/im);
   });
 });
 
