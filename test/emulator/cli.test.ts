@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { BIN, runCli } from "../helpers/cli.js";
+
+interface Started {
+  stdout: string;
+  stop(signal: NodeJS.Signals): Promise<{ code: number | null; stderr: string }>;
+}
+
+/** Spawns `azkeep emulator start …` and resolves once `ready(stdout)` holds. */
+function start(
+  args: string[],
+  env: Record<string, string>,
+  ready: (out: string) => boolean,
+): Promise<Started> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, "emulator", "start", ...args], {
+      env: { ...process.env, NO_COLOR: "1", ...env },
+    });
+    let stdout = "";
+    let stderr = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`emulator start did not become ready: ${stderr}`));
+    }, 60_000);
+    const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+      if (ready(stdout)) {
+        clearTimeout(timer);
+        resolve({
+          stdout,
+          async stop(signal) {
+            child.kill(signal);
+            return { code: await exited, stderr };
+          },
+        });
+      }
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`emulator start exited (${code}): ${stderr}`));
+    });
+  });
+}
+
+function completeJson(out: string): boolean {
+  try {
+    JSON.parse(out);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("azkeep emulator start", () => {
+  let dir: string;
+  before(() => (dir = mkdtempSync(join(tmpdir(), "azkeep-emu-cli-"))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("-o json describes the running emulator; it serves until SIGTERM and exits 0", async () => {
+    const s = await start(["-o", "json"], { AZKEEP_EMULATOR_DIR: join(dir, "data") }, completeJson);
+    const d = JSON.parse(s.stdout) as {
+      urls: { http: string; proxy: string; control: string };
+      env: Record<string, string>;
+      caCertPath: string;
+      identities: { kind: string; certificate?: string }[];
+    };
+    assert.match(d.urls.http, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(d.env.HTTPS_PROXY, d.urls.proxy);
+    assert.equal(d.env.REQUESTS_CA_BUNDLE, d.caCertPath);
+    assert.ok(existsSync(d.caCertPath));
+    const cert = d.identities.find((i) => i.certificate)!.certificate!;
+    assert.equal(statSync(cert).mode & 0o777, 0o600);
+    const info = await fetch(`${d.urls.control}/`);
+    assert.equal(info.status, 200);
+    const doc = await fetch(`${d.urls.http}/organizations/v2.0/.well-known/openid-configuration`);
+    assert.equal(doc.status, 200);
+    const { code } = await s.stop("SIGTERM");
+    assert.equal(code, 0);
+    await assert.rejects(fetch(`${d.urls.http}/`));
+  });
+
+  it("without -o prints how to use it (URLs, exports, identities); Ctrl-C stops it", async () => {
+    const s = await start(["--no-https"], {}, (out) => out.includes("tailspin.onmicrosoft.com"));
+    assert.match(s.stdout, /azkeep emulator is running/);
+    assert.match(s.stdout, /Control API\s+http:\/\/127\.0\.0\.1:\d+\/_emulator/);
+    assert.match(s.stdout, /alice@contoso\.onmicrosoft\.com/);
+    assert.doesNotMatch(s.stdout, /HTTPS_PROXY/);
+    const { code } = await s.stop("SIGINT");
+    assert.equal(code, 0);
+  });
+
+  it("a custom seed is served", async () => {
+    const seed = join(dir, "seed.json");
+    writeFileSync(
+      seed,
+      JSON.stringify({
+        tenants: [{ id: "99999999-9999-9999-9999-999999999999", domain: "solo.test", displayName: "Solo" }],
+        users: [],
+        apps: [],
+        subscriptions: [],
+      }),
+    );
+    const s = await start(["--seed", seed, "--no-https", "-o", "json"], {}, completeJson);
+    const d = JSON.parse(s.stdout) as { urls: { http: string } };
+    const doc = await fetch(`${d.urls.http}/solo.test/v2.0/.well-known/openid-configuration`);
+    assert.equal(
+      ((await doc.json()) as { issuer: string }).issuer,
+      `${d.urls.http}/99999999-9999-9999-9999-999999999999/v2.0`,
+    );
+    await s.stop("SIGTERM");
+  });
+
+  it("a malformed seed or port is one clear error, no stack trace", async () => {
+    const bad = join(dir, "bad.json");
+    writeFileSync(bad, '{"tenants": [{"id": "not-a-guid", "domain": "x", "displayName": "x"}]}');
+    const r1 = await runCli(["emulator", "start", "--seed", bad]);
+    assert.equal(r1.code, 1);
+    assert.equal(
+      r1.stderr.split("\n")[0],
+      `ERROR: The seed file '${bad}' is not usable: tenants[0].id: "not-a-guid" is not a GUID`,
+    );
+    assert.doesNotMatch(r1.stderr, /\n\s+at /);
+    writeFileSync(bad, "{nope");
+    const r2 = await runCli(["emulator", "start", "--seed", bad]);
+    assert.equal(r2.code, 1);
+    assert.match(r2.stderr, /^ERROR: The seed file .* is not valid JSON/);
+    const r3 = await runCli(["emulator", "start", "--seed", join(dir, "missing.json")]);
+    assert.equal(r3.code, 1);
+    assert.match(r3.stderr, /^ERROR: Cannot read the seed file/);
+    const r4 = await runCli(["emulator", "start", "--port", "http"]);
+    assert.equal(r4.code, 2);
+    assert.match(r4.stderr, /^ERROR: --port must be a port number/);
+  });
+});
