@@ -134,8 +134,13 @@ describe("import az: files written by the real Azure CLI 2.45", { timeout: 600_0
       HTTPS_PROXY: emu.urls.proxy!,
       NODE_EXTRA_CA_CERTS: emu.caCertPath!,
       NO_PROXY: "",
+      // Nothing from the machine running the tests may reach doctor's other checks.
       KUBECONFIG: undefined,
       AZD_CONFIG_DIR: undefined,
+      AWS_SHARED_CREDENTIALS_FILE: undefined,
+      AWS_CONFIG_FILE: undefined,
+      CLOUDSDK_CONFIG: undefined,
+      GOOGLE_APPLICATION_CREDENTIALS: undefined,
     };
   }
 
