@@ -37,7 +37,7 @@ describe("rest: which token goes where", () => {
         () => chooseAudience(url, cloud, resource),
         (e: Error & { code?: string; hint?: string }) => {
           assert.equal(e.code, "bad_input");
-          assert.match(e.message, /^Refusing to send a .* token to /);
+          assert.match(e.message, /^Refusing to send a token for .* to /);
           assert.match(e.hint ?? "", /Check --url/);
           return true;
         },

@@ -145,9 +145,9 @@ export function chooseAudience(
     if (a && !hostAllowed(a, host)) {
       throw new AzkeepError(
         "bad_input",
-        `Refusing to send a ${a.name} token to ${host}: that host is not part of the token's audience.`,
+        `Refusing to send a token for ${a.name} to ${host}: that host is not part of the token's audience.`,
         {
-          hint: `A ${a.name} token is only sent to ${[...a.hosts, ...a.suffixes.map((s) => `*${s}`)].join(", ")}. Check --url and --resource.`,
+          hint: `A token for ${a.name} is only sent to ${[...new Set([...a.hosts, ...a.suffixes.map((s) => `*${s}`)])].join(", ")}. Check --url and --resource.`,
         },
       );
     }
