@@ -9,6 +9,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { createNetworkFetch } from "./net.js";
 import { redact } from "./redact.js";
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -162,7 +163,12 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
   };
   return {
     clock: realClock,
-    fetch: globalThis.fetch.bind(globalThis),
+    // HTTPS_PROXY / NO_PROXY / NODE_EXTRA_CA_CERTS (undici is loaded only when a proxy is set).
+    fetch: createNetworkFetch({
+      env,
+      base: globalThis.fetch.bind(globalThis),
+      extraCaTrustedByNode: env.NODE_EXTRA_CA_CERTS === process.env.NODE_EXTRA_CA_CERTS,
+    }),
     env,
     paths: resolvePaths(env),
     random: { bytes: (n) => new Uint8Array(randomBytes(n)), uuid: () => randomUUID() },

@@ -35,6 +35,8 @@ export function landingPage(page: { ok: boolean; title: string; message: string 
 export async function startLoopback(opts: {
   port?: number;
   redirectHost?: "localhost" | "127.0.0.1";
+  /** Path of the redirect URI: none for Entra (as MSAL sends it), `/` for generic providers. */
+  redirectPath?: string;
 }): Promise<LoopbackListener> {
   let resolveCb!: (p: URLSearchParams) => void;
   const callback = new Promise<URLSearchParams>((r) => (resolveCb = r));
@@ -85,7 +87,7 @@ export async function startLoopback(opts: {
   const port = (server.address() as AddressInfo).port;
   const listener: LoopbackListener = {
     port,
-    redirectUri: `http://${opts.redirectHost ?? "localhost"}:${port}`,
+    redirectUri: `http://${opts.redirectHost ?? "localhost"}:${port}${opts.redirectPath ?? ""}`,
     callback,
     respond(page) {
       const res = pending;

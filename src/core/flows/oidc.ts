@@ -129,6 +129,7 @@ export async function oidcLogin(
       const listener = await startLoopback({
         ...(req.port === undefined ? {} : { port: req.port }),
         redirectHost: "127.0.0.1",
+        redirectPath: "/",
       });
       try {
         const url = client.buildAuthorizationUrl(config, {
