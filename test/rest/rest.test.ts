@@ -228,7 +228,7 @@ describe("rest: redirects never carry a token out of its audience", () => {
         status: 200,
         headers: { "content-type": "application/json" },
       });
-    }) as typeof fetch;
+    };
     const r = await rest(
       ctx,
       { store, cloud: BUILTIN_CLOUDS[0]! },
