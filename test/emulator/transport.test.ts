@@ -6,18 +6,21 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { once } from "node:events";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Duplex } from "node:stream";
+import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
 import fc from "fast-check";
 import { ProxyAgent, request as undiciRequest } from "undici";
-import { AZURE_HOSTS, CA_KEY_FILE, matchesHost } from "../../src/emulator/ca.js";
+import { AZURE_HOSTS, CA_KEY_FILE, loadOrCreateCa, matchesHost } from "../../src/emulator/ca.js";
+import { requireTool } from "../helpers/require-tool.js";
 import { startTransport, type Handler, type Transport } from "../../src/emulator/transport.js";
 
 interface Seen {
@@ -45,6 +48,8 @@ const echo: Handler = (req, res) => {
     res.end(text);
   });
 };
+
+const execFileAsync = promisify(execFile);
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), "azkeep-transport-"));
@@ -531,6 +536,53 @@ describe("emulator transport: CA files and lifecycle", { timeout: 60_000 }, () =
       }
     } finally {
       await first.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("a CA about to expire is set aside and replaced", async () => {
+    const root = tempDir();
+    try {
+      // A CA made ten years minus ten days ago expires in ten days: inside the renewal window.
+      const old = await loadOrCreateCa(root, new Date(Date.now() - (10 * 365 - 10) * 86_400_000));
+      const tr = await startTransport({ handler: echo, dataDir: root });
+      try {
+        assert.notEqual(tr.caCertPem, old.certPem);
+        assert.ok(readdirSync(root).some((f) => /^ca-key\.pem\.expired-\d{4}-\d\d-\d\d$/.test(f)));
+        const r = await httpsGet(`${tr.httpsUrl}/`, { ca: tr.caCertPem });
+        assert.equal(r.status, 200);
+      } finally {
+        await tr.close();
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("the certificates pass OpenSSL's strict X.509 checks (Python ssl, as the Azure CLI uses)", async (t) => {
+    if (!requireTool(t, "python3", "apt-get install -y python3")) return;
+    const root = tempDir();
+    const tr = await startTransport({ handler: echo, dataDir: root });
+    try {
+      const port = new URL(tr.httpsUrl).port;
+      const script = [
+        "import socket, ssl, sys",
+        "ctx = ssl.create_default_context(cafile=sys.argv[1])",
+        "ctx.verify_flags |= ssl.VERIFY_X509_STRICT",
+        "for name in sys.argv[3:]:",
+        "    s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[2]))), server_hostname=name)",
+        "    s.close()",
+        "print('ok')",
+      ].join("\n");
+      // Asynchronously: the server answering the handshakes lives in this process.
+      const r = await execFileAsync(
+        "python3",
+        ["-c", script, tr.caCertPath, port, "login.microsoftonline.com", "management.azure.com", "localhost"],
+        { encoding: "utf8", timeout: 60_000 },
+      );
+      assert.equal(r.stdout.trim(), "ok");
+    } finally {
+      await tr.close();
       rmSync(root, { recursive: true, force: true });
     }
   });
