@@ -72,4 +72,30 @@ describe("Azure SDK for JS with azkeep (e2e, emulator through its proxy)", { tim
         assert.ok((await s.emu.control.countRequests({ endpoint: "resourcegroups" })) > before);
     });
   }
+
+  it("AzkeepCredential answers a CAE claims challenge from ARM: the cache is skipped, the claims are sent", async () => {
+    // warm: a cached ARM token exists
+    assert.equal((await runClient("azkeep", env)).code, 0);
+    await s.emu.control.requireClaimsChallenge({ principal: "alice@contoso.onmicrosoft.com" });
+    try {
+      const before = await s.emu.control.countRequests({ endpoint: "token", grantType: "refresh_token" });
+      const r = await runClient("azkeep", env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(
+        (await s.emu.control.countRequests({ endpoint: "token", grantType: "refresh_token" })) > before,
+        "a new token was fetched for the challenge",
+      );
+    } finally {
+      await s.emu.control.clearClaimsChallenges();
+    }
+  });
+
+  it("account get-access-token --claims-challenge skips the cache", async () => {
+    await s.cli(["account", "get-access-token"]);
+    const before = await s.emu.control.countRequests({ endpoint: "token" });
+    const claims = Buffer.from('{"access_token":{"nbf":{"essential":true,"value":"1"}}}').toString("base64");
+    const r = await s.cli(["account", "get-access-token", "--claims-challenge", claims]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await s.emu.control.countRequests({ endpoint: "token" }), before + 1);
+  });
 });
