@@ -11,7 +11,11 @@ export interface Captured {
 }
 
 export function testContext(
-  opts: { env?: Env; open?: (url: string) => Promise<boolean>; stdin?: string } = {},
+  opts: {
+    env?: Env;
+    open?: (url: string) => Promise<boolean>;
+    stdin?: string | (() => Promise<string>);
+  } = {},
 ): { ctx: Context; out: Captured } {
   const out: Captured = { warnings: [], messages: [], status: [], debug: [] };
   const base = createNodeContext({ env: { ...opts.env }, debug: true, write: () => {} });
@@ -27,7 +31,7 @@ export function testContext(
     prompter: {
       interactive: false,
       ask: () => Promise.reject(new Error("no terminal in tests")),
-      readStdin: async () => opts.stdin ?? "",
+      readStdin: () => (typeof opts.stdin === "function" ? opts.stdin() : Promise.resolve(opts.stdin ?? "")),
     },
   };
   return { ctx, out };
