@@ -637,6 +637,11 @@ export async function issueUserGrant(
       issuedAt: now,
       expiresAt: now + w.lifetimes.refreshToken * 1000,
     });
+    // A long benchmark would otherwise grow the map without bound: drop the oldest grants.
+    if (w.refreshTokens.size > 100_000) {
+      const oldest = w.refreshTokens.keys().next().value;
+      if (oldest !== undefined) w.refreshTokens.delete(oldest);
+    }
     body.refresh_token = rt;
     if (g.app.familyId) body.foci = g.app.familyId;
   }

@@ -75,6 +75,9 @@ export async function imdsToken(ctx: IdentityContext, req: Req): Promise<Record<
     throw new IdentityError(405, { error: "invalid_request", error_description: "Only GET is supported." });
   // The Metadata header stops server-side request forgery from reaching the token endpoint.
   if (header(req, "metadata")?.toLowerCase() !== "true") throw bad("Required metadata header not specified");
+  // IMDS refuses forwarded requests: a proxy in front of it must not hand out the VM's tokens.
+  if (header(req, "x-forwarded-for") !== undefined)
+    throw bad("Request with the X-Forwarded-For header is not allowed for the identity endpoint");
   if (!req.query.get("api-version")) throw bad("Required query variable 'api-version' is missing");
   const resource = resourceOf(ctx.world, req);
   const mi = pickIdentity(ctx.world, {
