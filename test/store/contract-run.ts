@@ -45,3 +45,23 @@ storeContract(
     provider: name,
   },
 );
+
+if (name === "keyring") {
+  const { it } = await import("node:test");
+  const { spawnSync } = await import("node:child_process");
+  const assert = (await import("node:assert/strict")).default;
+  it("keyring: the key is a real Secret Service item (secret-tool sees it), under service azkeep", async () => {
+    const p = createKeyringProvider(pctx());
+    const kid = Buffer.alloc(16, 0xab);
+    await p.createKey(kid, "first");
+    try {
+      const r = spawnSync("secret-tool", ["search", "--all", "service", "azkeep"], { encoding: "utf8" });
+      assert.match(
+        r.stdout + r.stderr,
+        new RegExp(`attribute\\.username = store-key-${kid.toString("hex")}`),
+      );
+    } finally {
+      await p.deleteKey({ provider: "keyring", keyId: kid.toString("hex"), keyCheck: "", createdAt: "" });
+    }
+  });
+}

@@ -1,11 +1,14 @@
 /**
  * The `keyring` key provider: the OS keyring through @napi-rs/keyring — Secret Service
  * (gnome-keyring, KWallet) on Linux, the Keychain on macOS, Credential Manager on Windows.
+ * The entry is service `azkeep`, account `store-key-<key id>`, the secret = the 32-byte key.
  *
- * The native module is imported only here, lazily (it costs ~10 ms to load). Every call has a
- * timeout: a Secret Service that never answers (no daemon on the bus, a prompt no one can see)
- * would otherwise hang the command forever. A timeout or a refused call is `store_unavailable`
- * (the store is left alone); only "no such entry" means the key is missing.
+ * Every call has a timeout. On Linux the native module is touched only after a pure-JS probe
+ * (`dbus-probe.ts`) has seen the Secret Service answer on the session bus: the module connects
+ * synchronously and uncancellably, and on a bus that never answers it would hang the command
+ * (and even its exit) forever. The module is imported lazily, only by this provider (~10 ms).
+ * A timeout or a refusal is `store_unavailable` (the store is left alone); only "no such
+ * entry" means the key is missing.
  */
 import type * as Keyring from "@napi-rs/keyring";
 import { AzkeepError } from "../../errors.js";
@@ -59,17 +62,28 @@ async function withTimeout<T>(
 
 export function createKeyringProvider(pctx: ProviderContext, opts: { timeoutMs?: number } = {}): KeyProvider {
   const timeoutMs = opts.timeoutMs ?? pctx.options.keyringTimeoutMs ?? 5000;
+  let ready: Promise<typeof Keyring> | undefined;
+  const load = (): Promise<typeof Keyring> =>
+    (ready ??= (async () => {
+      if (process.platform === "linux") {
+        const { probeSecretService } = await import("./dbus-probe.js");
+        const probe = await probeSecretService(pctx.ctx.env, timeoutMs);
+        if (!probe.ok) throw unavailable(`The OS keyring is not usable: ${probe.reason}.`);
+      }
+      try {
+        return await import("@napi-rs/keyring");
+      } catch (e) {
+        throw unavailable(
+          "The OS keyring module (@napi-rs/keyring) could not be loaded on this platform.",
+          e,
+        );
+      }
+    })());
   const entry = async (keyIdHex: string): Promise<Keyring.AsyncEntry> => {
-    let mod: typeof Keyring;
-    try {
-      mod = await import("@napi-rs/keyring");
-    } catch (e) {
-      throw unavailable("The OS keyring module (@napi-rs/keyring) could not be loaded on this platform.", e);
-    }
+    const mod = await load();
     try {
       return new mod.AsyncEntry(KEYRING_SERVICE, account(keyIdHex), { linux: { store: "secret-service" } });
     } catch (e) {
-      // Thrown at once when there is no session bus (DBUS_SESSION_BUS_ADDRESS unset).
       throw unavailable(`The OS keyring (${backendName()}) is not reachable: ${(e as Error).message}`, e);
     }
   };
