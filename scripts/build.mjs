@@ -5,7 +5,6 @@ import { readFileSync } from "node:fs";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
 
-
 const entryPoints = {
   "cli/main": "src/cli/main.ts",
 };
@@ -20,10 +19,10 @@ for (const [name, file] of Object.entries({
     /* entry not written yet */
   }
 }
-// The hot paths (`account get-access-token` through bin's fast lane, and the `az` shim) are
-// built as single files without code splitting: every extra ES module costs a resolve, a read
-// and a compile at start-up (measured in docs/benchmarks.md). npm dependencies stay external
-// there (loaded from node_modules only on the rare paths that need them).
+// The hot paths (`account get-access-token` through bin's fast lane, and the `az` shim) are a
+// build of their own: without commander or any command but theirs, one file each, so a cached
+// token costs one module load, not dozens (measured in docs/benchmarks.md). npm dependencies
+// stay external there (loaded from node_modules only on the rare paths that need them).
 const fastEntryPoints = { "shim/az": "src/shim/az.ts", "cli/fast": "src/shim/cli-fast.ts" };
 
 const common = {
@@ -47,9 +46,40 @@ const common = {
 };
 
 await build({ ...common, entryPoints, splitting: true });
+
+// `node:fs/promises` costs ~1 ms to load (it pulls in readline and the file watchers), and the
+// cached-token path only reads files synchronously: in the fast build it becomes a module of
+// wrappers that load it on first call.
+const lazyFsPromises = {
+  name: "lazy-fs-promises",
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?fs\/promises$/ }, () => ({
+      path: "lazy-fs-promises",
+      namespace: "azkeep",
+    }));
+    b.onLoad({ filter: /^lazy-fs-promises$/, namespace: "azkeep" }, async () => {
+      const names = Object.keys(await import("node:fs/promises")).filter((n) => n !== "default");
+      const lines = names.map((n) =>
+        n === "constants"
+          ? 'export const constants = require("node:fs").constants;'
+          : `export const ${n} = (...a) => require("node:fs").promises.${n}(...a);`,
+      );
+      return { contents: lines.join("\n"), loader: "js" };
+    });
+  },
+};
+
 await build({
   ...common,
   entryPoints: fastEntryPoints,
+  // CommonJS, one file each: no chain of ES module loads, and the Node built-ins that only
+  // the cold paths use (refresh flows, key providers, the pass-through to az) are required
+  // lazily inside them instead of being hoisted to the top as ESM imports would be.
+  format: "cjs",
   splitting: false,
+  outExtension: { ".js": ".cjs" },
+  define: { ...common.define, "import.meta.url": "__azkeepImportMetaUrl" },
+  banner: { js: 'const __azkeepImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
   external: [...common.external, ...Object.keys(pkg.dependencies ?? {})],
+  plugins: [lazyFsPromises],
 });

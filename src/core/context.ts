@@ -124,9 +124,13 @@ const realClock: Clock = {
 };
 
 function makePrompter(): Prompter {
-  const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
+  // Lazy: touching process.stdin/stderr sets up their streams (~3 ms at start-up), which
+  // get-access-token's hot path never needs.
+  let interactive: boolean | undefined;
   return {
-    interactive,
+    get interactive() {
+      return (interactive ??= Boolean(process.stdin.isTTY && process.stderr.isTTY));
+    },
     async ask(question, options = {}) {
       const { askOnTerminal } = await import("./terminal.js");
       return askOnTerminal(question, options.secret === true);
@@ -152,14 +156,16 @@ function makeBrowser(env: Env): BrowserOpener {
 export function createNodeContext(options: NodeContextOptions = {}): Context {
   const env = options.env ?? process.env;
   const write = options.write ?? ((line: string) => void process.stderr.write(line + "\n"));
-  const color = !env.NO_COLOR && Boolean(process.stderr.isTTY) && env.TERM !== "dumb";
+  let colorValue: boolean | undefined;
+  const useColor = () =>
+    (colorValue ??= !env.NO_COLOR && Boolean(process.stderr.isTTY) && env.TERM !== "dumb");
   const quiet = options.onlyShowErrors === true;
   const logger: Logger = {
     debug: options.debug ? (m) => write(`DEBUG: ${redact(m)}`) : () => {},
     info: options.debug ? (m) => write(`INFO: ${redact(m)}`) : () => {},
     warn: quiet
       ? () => {}
-      : (m) => write(color ? `\x1b[33mWARNING: ${redact(m)}\x1b[0m` : `WARNING: ${redact(m)}`),
+      : (m) => write(useColor() ? `\x1b[33mWARNING: ${redact(m)}\x1b[0m` : `WARNING: ${redact(m)}`),
   };
   return {
     clock: realClock,
@@ -179,6 +185,8 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
       status: quiet ? () => {} : (m) => write(m),
       message: (m) => write(m),
     },
-    color,
+    get color() {
+      return useColor();
+    },
   };
 }

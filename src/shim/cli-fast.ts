@@ -1,6 +1,6 @@
 /**
- * The fast path of `azkeep account get-access-token`: `bin/azkeep.js` loads this module (one
- * file, no commander) for that command, since scripts call it in loops and tools through the
+ * The fast path of `azkeep account get-access-token`: `bin/azkeep.js` requires this module (one
+ * CommonJS file, no commander: `dist/cli/fast.cjs`) for that command, since scripts call it in loops and tools through the
  * shim. It answers exactly as the full command-line frame would; anything it does not fully
  * understand (help, an unknown flag, a bad value) goes to the frame (`dist/cli/main.js`), whose
  * messages are the reference.
@@ -10,12 +10,8 @@ import { isOutputFormat } from "../cli/output/format.js";
 import { parseShimArgs, type ParsedShimArgs } from "./argv.js";
 import { abortOnSignals, runParsed } from "./run.js";
 
-async function frame(argv: readonly string[]): Promise<number> {
-  // A runtime URL so the bundler leaves the (code-split) frame out of this file.
-  const url = new URL("./main.js", import.meta.url).href;
-  const { main } = (await import(url)) as { main: (argv: readonly string[]) => Promise<number> };
-  return main(argv);
-}
+/** Loads the full frame (`dist/cli/main.js`); given by bin, so this bundle does not contain it. */
+export type FrameLoader = () => Promise<{ main: (argv: readonly string[]) => Promise<number> }>;
 
 export function fastParse(argv: readonly string[]): ParsedShimArgs | undefined {
   // Global flags may come first (`azkeep -o tsv account get-access-token`): leave those to the frame.
@@ -33,9 +29,9 @@ export function fastParse(argv: readonly string[]): ParsedShimArgs | undefined {
   return p;
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
+export async function main(argv: readonly string[], frame: FrameLoader): Promise<number> {
   const parsed = fastParse(argv);
-  if (!parsed) return frame(argv);
+  if (!parsed) return (await frame()).main(argv);
   const signals = abortOnSignals();
   try {
     return await runParsed(

@@ -1,7 +1,8 @@
 /**
  * Answering a parsed `az`-style command from azkeep's store, shared by the `az` shim and the
  * fast path of `azkeep account get-access-token` (both skip commander: start-up is their cost).
- * Only what a cached token needs is imported here; the refresh path loads the flows lazily.
+ * What a cached token needs is imported statically (one chunk, no chain of dynamic imports);
+ * the refresh path, key providers and jmespath are loaded only when needed.
  */
 import { createNodeContext, type Context } from "../core/context.js";
 import { AzkeepError } from "../core/errors.js";
@@ -10,6 +11,9 @@ import type { ResourceType } from "../core/clouds.js";
 import type { SubscriptionEntry } from "../core/profile/types.js";
 import { EXIT, exitCodeFor } from "../cli/exit-codes.js";
 import { applyQuery, formatOutput, isOutputFormat, type OutputFormat } from "../cli/output/format.js";
+import { findSubscription } from "../core/tokens/account.js";
+import { openTokenDeps } from "../core/tokens/deps.js";
+import { getAccessToken } from "../core/tokens/get-access-token.js";
 import { ShimUsageError, type ParsedShimArgs } from "./argv.js";
 
 /** The Azure CLI version the shim reports: new enough for every caller (expires_on: ≥ 2.54). */
@@ -36,10 +40,8 @@ async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO): Promise<unkno
     const v = io.env.AZKEEP_SHIM_AZ_VERSION || SHIM_AZ_VERSION;
     return { "azure-cli": v, "azure-cli-core": v, "azure-cli-telemetry": "1.1.0", extensions: {} };
   }
-  const { openTokenDeps } = await import("../core/tokens/deps.js");
   const deps = await openTokenDeps(ctx, io.signal);
   if (p.command === "account get-access-token") {
-    const { getAccessToken } = await import("../core/tokens/get-access-token.js");
     const resourceType = str(p.options.resourceType);
     if (resourceType !== undefined && !RESOURCE_TYPES.has(resourceType)) {
       throw new ShimUsageError(
@@ -57,7 +59,6 @@ async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO): Promise<unkno
   }
   const profile = await deps.store.readProfile();
   if (p.command === "account show") {
-    const { findSubscription } = await import("../core/tokens/account.js");
     return findSubscription(profile, str(p.options.subscription));
   }
   // account list: az shows Enabled subscriptions unless --all, with `cloudName`.
@@ -118,7 +119,10 @@ export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promi
     });
     const value = await answer(p, ctx, io);
     const shown = p.globals.query ? await applyQuery(value, p.globals.query) : value;
-    io.stdout(await formatOutput(shown, output, { color: mode === "azkeep" && ctx.color }));
+    // ctx.color looks at stderr: only when it matters (jsonc), to keep the hot path lean.
+    io.stdout(
+      await formatOutput(shown, output, { color: output === "jsonc" && mode === "azkeep" && ctx.color }),
+    );
     return EXIT.ok;
   } catch (e) {
     const { text, code } = errorText(e, mode, p.globals.debug);

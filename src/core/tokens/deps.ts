@@ -4,6 +4,7 @@
  */
 import { BUILTIN_CLOUDS, type Cloud } from "../clouds.js";
 import type { Context } from "../context.js";
+import { openStore } from "../store/index.js";
 import type { PolicyDeps } from "./policy.js";
 
 /** Built-in clouds answer without touching the disk; custom ones come from `clouds.json`. */
@@ -15,7 +16,6 @@ async function resolveCloud(ctx: Context, name: string): Promise<Cloud> {
 }
 
 export async function openTokenDeps(ctx: Context, signal?: AbortSignal): Promise<PolicyDeps> {
-  const { openStore } = await import("../store/index.js");
   const store = await openStore(ctx);
   return {
     store,

@@ -41,7 +41,7 @@ import {
   targetFor,
   type TokenKey,
 } from "./cache.js";
-import { createFileFailureMemo, type FailureMemo } from "./memo.js";
+import type { FailureMemo } from "./memo.js";
 import { DEFAULT_RETRY, FALLBACK_RETRY, withRetries, type RetryPolicy } from "./retry.js";
 
 /** What a token source answers (the shape of `core/flows/token.ts`'s `TokenResult`). */
@@ -291,7 +291,8 @@ export async function acquireToken(
       return respond(cached, first, "cache");
     }
   }
-  const memo = deps.memo ?? createFileFailureMemo(ctx);
+  // Imported here, off the cached path: it needs node:fs/promises.
+  const memo = deps.memo ?? (await import("./memo.js")).createFileFailureMemo(ctx);
 
   return store.update(async (state) => {
     // Re-read under the lock: another process may have refreshed (or signed out) meanwhile.
