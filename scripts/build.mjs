@@ -1,7 +1,8 @@
 // Bundles azkeep with esbuild: ESM, code splitting, so lazily imported commands become chunks
 // and `get-access-token` loads only what it needs.
 import { build } from "esbuild";
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readFileSync, rmSync } from "node:fs";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
 
@@ -69,6 +70,22 @@ const lazyFsPromises = {
   },
 };
 
+// A code cache (see shim/code-cache.cjs) needs a bundle without `import()`: the dynamic imports
+// of npm packages (all CommonJS-capable) become `require` there.
+const externalsByRequire = {
+  name: "externals-by-require",
+  setup(b) {
+    b.onResolve({ filter: /^[@a-z]/ }, (args) =>
+      args.kind === "dynamic-import" ? { path: args.path, namespace: "azkeep-require" } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: "azkeep-require" }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: "js",
+    }));
+  },
+};
+
+for (const f of ["dist/cli/fast.v8cache", "dist/shim/az.v8cache"]) rmSync(f, { force: true });
 await build({
   ...common,
   entryPoints: fastEntryPoints,
@@ -81,5 +98,12 @@ await build({
   define: { ...common.define, "import.meta.url": "__azkeepImportMetaUrl" },
   banner: { js: 'const __azkeepImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
   external: [...common.external, ...Object.keys(pkg.dependencies ?? {})],
-  plugins: [lazyFsPromises],
+  plugins: [lazyFsPromises, externalsByRequire],
 });
+
+// Train the hot-path bundles' V8 code caches (a failure only costs speed).
+const train = spawnSync(process.execPath, ["shim/code-cache.cjs", "--train"], {
+  stdio: ["ignore", "ignore", "inherit"],
+});
+if (train.status !== 0)
+  for (const f of ["dist/cli/fast.v8cache", "dist/shim/az.v8cache"]) rmSync(f, { force: true });

@@ -15,7 +15,7 @@
 import { dirname } from "node:path";
 import { EXIT } from "../cli/exit-codes.js";
 import { parseShimArgs, type ParsedShimArgs } from "./argv.js";
-import { abortOnSignals, errorText, runParsed } from "./run.js";
+import { abortOnSignals, errorText, runParsed, writeAllSync } from "./run.js";
 
 export { SHIM_AZ_VERSION } from "./run.js";
 
@@ -56,13 +56,13 @@ export async function runShim(argv: readonly string[], io: ShimIO): Promise<numb
   return runRealAz(real, argv);
 }
 
-/** Entry point used by `shim/az`. */
+/** Entry point used by `shim/az`; output is fully written when it resolves. */
 export async function main(argv: readonly string[], scriptPath: string): Promise<number> {
   const signals = abortOnSignals();
   try {
     return await runShim(argv, {
-      stdout: (s) => void process.stdout.write(s),
-      stderr: (s) => void process.stderr.write(s),
+      stdout: (s) => writeAllSync(1, s),
+      stderr: (s) => writeAllSync(2, s),
       env: process.env,
       selfDir: dirname(scriptPath),
       signal: signals.signal,

@@ -8,7 +8,7 @@
 import { RESOURCE_TYPES } from "../core/clouds.js";
 import { isOutputFormat } from "../cli/output/format.js";
 import { parseShimArgs, type ParsedShimArgs } from "./argv.js";
-import { abortOnSignals, runParsed } from "./run.js";
+import { abortOnSignals, runParsed, writeAllSync } from "./run.js";
 
 /** Loads the full frame (`dist/cli/main.js`); given by bin, so this bundle does not contain it. */
 export type FrameLoader = () => Promise<{ main: (argv: readonly string[]) => Promise<number> }>;
@@ -29,16 +29,24 @@ export function fastParse(argv: readonly string[]): ParsedShimArgs | undefined {
   return p;
 }
 
+/**
+ * Runs the command; resolves its exit code once all output is written, so the caller may
+ * `process.exit` at once.
+ */
 export async function main(argv: readonly string[], frame: FrameLoader): Promise<number> {
   const parsed = fastParse(argv);
-  if (!parsed) return (await frame()).main(argv);
+  if (!parsed) {
+    const code = await (await frame()).main(argv);
+    await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+    return code;
+  }
   const signals = abortOnSignals();
   try {
     return await runParsed(
       parsed,
       {
-        stdout: (s) => void process.stdout.write(s),
-        stderr: (s) => void process.stderr.write(s),
+        stdout: (s) => writeAllSync(1, s),
+        stderr: (s) => writeAllSync(2, s),
         env: process.env,
         signal: signals.signal,
       },

@@ -4,6 +4,7 @@
  * What a cached token needs is imported statically (one chunk, no chain of dynamic imports);
  * the refresh path, key providers and jmespath are loaded only when needed.
  */
+import { writeSync } from "node:fs";
 import { createNodeContext, type Context } from "../core/context.js";
 import { AzkeepError } from "../core/errors.js";
 import { redact } from "../core/redact.js";
@@ -128,6 +129,26 @@ export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promi
     const { text, code } = errorText(e, mode, p.globals.debug);
     io.stderr(text);
     return code;
+  }
+}
+
+/**
+ * Writes all of `text` to a file descriptor synchronously. The hot paths write stdout this way
+ * instead of through `process.stdout`, whose stream (a socket for a pipe) costs 1–2 ms to set
+ * up; and the output is complete when the process exits right after.
+ */
+export function writeAllSync(fd: number, text: string): void {
+  let buf = Buffer.from(text, "utf8");
+  let spins = 0;
+  while (buf.length > 0) {
+    try {
+      const n = writeSync(fd, buf);
+      buf = buf.subarray(n);
+    } catch (e) {
+      // A non-blocking pipe that is full: wait a little for the reader.
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN" || ++spins > 10_000) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
   }
 }
 

@@ -1,0 +1,257 @@
+// Benchmark: a cached `get-access-token`, as whole processes, side by side in one run.
+//
+//   node          bare `node -e 0` (the floor any Node CLI pays)
+//   azkeep        `azkeep account get-access-token` (bin/azkeep.js, cached token)
+//   az            `az account get-access-token` (the Debian Azure CLI 2.45, cached token)
+//   shim          `az account get-access-token` answered by azkeep's shim (first on PATH)
+//
+// Everyone is signed in to the same emulator (through its HTTPS proxy, as in production);
+// each run is timed with os.wait4 (wall, user+sys CPU, peak RSS of exactly that process),
+// runs are interleaved round-robin so machine noise hits all equally, and medians are
+// reported. Usage: `npm run bench` or `node bench/get-access-token.mjs [--runs N] [--json FILE]`.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const REPO = fileURLToPath(new URL("../", import.meta.url));
+const BIN = join(REPO, "bin", "azkeep.js");
+const SHIM_DIR = join(REPO, "shim");
+const ALICE = { upn: "alice@contoso.onmicrosoft.com", password: "alice-Passw0rd!" };
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
+};
+const RUNS = Number(opt("--runs", "21"));
+const JSON_OUT = opt("--json", undefined);
+
+function run(cmd, argv, env, input) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, { env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input ?? "");
+  });
+}
+
+function must(r, what) {
+  if (r.code !== 0) throw new Error(`${what} failed (${r.code}): ${r.stderr}`);
+  return r;
+}
+
+const hasAz = spawnSync("sh", ["-c", "command -v az"], { stdio: "ignore" }).status === 0;
+
+// The measuring loop, in Python for os.wait4: per-process rusage (CPU, peak RSS) without a
+// wrapper process in between, and microsecond timers.
+const MEASURE = String.raw`
+import json, os, sys, time
+spec = json.load(sys.stdin)
+devnull = os.open(os.devnull, os.O_RDWR)
+out = {c["key"]: {"wall": [], "cpu": [], "rss": []} for c in spec["cmds"]}
+for _ in range(spec["runs"]):
+    for c in spec["cmds"]:
+        t0 = time.perf_counter()
+        pid = os.posix_spawnp(c["argv"][0], c["argv"], c["env"],
+            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)])
+        _, status, ru = os.wait4(pid, 0)
+        wall = time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit("%s exited with %d" % (c["key"], os.waitstatus_to_exitcode(status)))
+        o = out[c["key"]]
+        o["wall"].append(wall * 1000); o["cpu"].append((ru.ru_utime + ru.ru_stime) * 1000); o["rss"].append(ru.ru_maxrss / 1024)
+json.dump(out, sys.stdout)
+`;
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function main() {
+  const { startEmulator } = await import(join(REPO, "dist", "lib", "emulator.js"));
+  const root = mkdtempSync(join(tmpdir(), "azkeep-bench-"));
+  const emu = await startEmulator({ dataDir: join(root, "emulator") });
+  try {
+    const base = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: root,
+      LANG: "C.UTF-8",
+      TZ: process.env.TZ ?? "UTC",
+    };
+    const storeEnv = {
+      AZKEEP_CONFIG_DIR: join(root, "azkeep"),
+      XDG_RUNTIME_DIR: join(root, "run"),
+      AZKEEP_STORE_PROVIDER: process.env.AZKEEP_STORE_PROVIDER ?? "insecure-file",
+      NO_COLOR: "1",
+    };
+    // Signing in needs the emulator's proxy and CA; the cached path measured below does not.
+    const azkeepEnv = { ...base, ...emu.env, ...storeEnv };
+    must(
+      await run(
+        process.execPath,
+        [BIN, "login", "-u", ALICE.upn, "--password-stdin"],
+        azkeepEnv,
+        ALICE.password,
+      ),
+      "azkeep login",
+    );
+    must(
+      await run(process.execPath, [BIN, "account", "get-access-token"], azkeepEnv),
+      "azkeep get-access-token",
+    );
+
+    // Two environments for Node processes, each measured for bare node and azkeep alike:
+    // "clean" (no NODE_EXTRA_CA_CERTS: production against real Azure; the cached path needs no
+    // network settings at all) and "system CA bundle" (NODE_EXTRA_CA_CERTS pointing at the
+    // system bundle, as this machine's default environment has it: Node then parses ~140 CA
+    // certificates at start-up, which every Node process pays).
+    const systemCa = "/etc/ssl/certs/ca-certificates.crt";
+    const scenarios = [{ name: "clean", extra: {} }];
+    if (existsSync(systemCa))
+      scenarios.push({ name: "system CA bundle", extra: { NODE_EXTRA_CA_CERTS: systemCa } });
+    const cmds = [];
+    for (const sc of scenarios) {
+      const env = { ...base, ...storeEnv, ...sc.extra };
+      const shimEnv = { ...env, PATH: `${SHIM_DIR}:${env.PATH}` };
+      must(await run("az", ["account", "get-access-token"], shimEnv), "shim get-access-token");
+      cmds.push(
+        { scenario: sc.name, name: "node -e 0", argv: [process.execPath, "-e", "0"], env },
+        {
+          scenario: sc.name,
+          name: "azkeep account get-access-token",
+          argv: [process.execPath, BIN, "account", "get-access-token", "--only-show-errors"],
+          env,
+        },
+        // posix_spawnp searches the measuring process's PATH: give absolute paths.
+        {
+          scenario: sc.name,
+          name: "az account get-access-token (azkeep shim)",
+          argv: [join(SHIM_DIR, "az"), "account", "get-access-token"],
+          env: shimEnv,
+        },
+      );
+    }
+
+    let azVersion;
+    if (hasAz) {
+      const azDir = join(root, "az");
+      mkdirSync(azDir, { recursive: true, mode: 0o700 });
+      // As the interop tests do: a fresh versionCheck.json so az skips its update check.
+      writeFileSync(
+        join(azDir, "versionCheck.json"),
+        JSON.stringify({
+          versions: {
+            "azure-cli": { local: "2.45.0" },
+            core: { local: "2.45.0" },
+            telemetry: { local: "1.0.8" },
+          },
+          update_time: new Date().toISOString().replace("T", " ").replace("Z", "000"),
+        }),
+      );
+      const azEnv = {
+        ...base,
+        AZURE_CONFIG_DIR: azDir,
+        HTTPS_PROXY: emu.urls.proxy,
+        HTTP_PROXY: emu.urls.proxy,
+        REQUESTS_CA_BUNDLE: emu.caCertPath,
+        AZURE_CORE_COLLECT_TELEMETRY: "false",
+        AZURE_CORE_NO_COLOR: "true",
+        AZURE_CORE_SURVEY_MESSAGE: "false",
+      };
+      must(await run("az", ["login", "-u", ALICE.upn, "-p", ALICE.password], azEnv), "az login");
+      must(await run("az", ["account", "get-access-token"], azEnv), "az get-access-token");
+      azVersion = JSON.parse(must(await run("az", ["version", "-o", "json"], azEnv), "az version").stdout)[
+        "azure-cli"
+      ];
+      const azPath = spawnSync("sh", ["-c", "command -v az"], { encoding: "utf8" }).stdout.trim();
+      cmds.push({
+        scenario: "az",
+        name: `az account get-access-token (Azure CLI ${azVersion})`,
+        argv: [azPath, "account", "get-access-token"],
+        env: azEnv,
+      });
+    } else {
+      console.error("The Azure CLI is missing (apt-get install -y azure-cli): measuring without it.");
+    }
+    for (const c of cmds) c.key = `${c.scenario}: ${c.name}`;
+
+    // Warm-up round (page cache, pyc files), not counted.
+    const spec = { runs: RUNS, cmds };
+    spawnSync("python3", ["-c", MEASURE], { input: JSON.stringify({ ...spec, runs: 2 }), encoding: "utf8" });
+    const r = spawnSync("python3", ["-c", MEASURE], {
+      input: JSON.stringify(spec),
+      encoding: "utf8",
+      maxBuffer: 1 << 24,
+    });
+    if (r.status !== 0) throw new Error(`measuring failed: ${r.stderr}`);
+    const raw = JSON.parse(r.stdout);
+
+    const rows = cmds.map((c) => ({
+      scenario: c.scenario,
+      name: c.name,
+      wallMs: median(raw[c.key].wall),
+      cpuMs: median(raw[c.key].cpu),
+      rssMiB: median(raw[c.key].rss),
+    }));
+    const az = rows.find((x) => x.scenario === "az");
+    const os = await import("node:os");
+    console.log(
+      `get-access-token, cached token: medians of ${RUNS} interleaved runs (${new Date().toISOString()})`,
+    );
+    console.log(
+      `node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")}`,
+    );
+    const budget = {};
+    for (const sc of scenarios) {
+      const mine = rows.filter((x) => x.scenario === sc.name);
+      const node = mine[0];
+      const azkeep = mine[1];
+      console.log("");
+      console.log(
+        `Environment: ${sc.name}${sc.extra.NODE_EXTRA_CA_CERTS ? ` (NODE_EXTRA_CA_CERTS=${sc.extra.NODE_EXTRA_CA_CERTS})` : ""}`,
+      );
+      console.log("");
+      console.log(
+        `| command | wall ms | CPU ms | peak RSS MiB | wall / node | RSS / node |${az ? " az wall / this |" : ""}`,
+      );
+      console.log(`|---|---:|---:|---:|---:|---:|${az ? "---:|" : ""}`);
+      for (const x of [...mine, ...(az ? [az] : [])]) {
+        console.log(
+          `| ${x.name} | ${x.wallMs.toFixed(1)} | ${x.cpuMs.toFixed(1)} | ${x.rssMiB.toFixed(1)} | ${(x.wallMs / node.wallMs).toFixed(2)} | ${(x.rssMiB / node.rssMiB).toFixed(2)} |${az ? ` ${(az.wallMs / x.wallMs).toFixed(1)}× |` : ""}`,
+        );
+      }
+      const b = {
+        wall: azkeep.wallMs / node.wallMs,
+        rss: azkeep.rssMiB / node.rssMiB,
+        vsAz: az ? az.wallMs / azkeep.wallMs : undefined,
+      };
+      budget[sc.name] = b;
+      console.log("");
+      console.log(
+        `budget (${sc.name}): wall ≤ 1.3 × node: ${b.wall <= 1.3 ? "met" : "MISSED"} (${b.wall.toFixed(2)}); ` +
+          `peak RSS ≤ 1.25 × node: ${b.rss <= 1.25 ? "met" : "MISSED"} (${b.rss.toFixed(2)}); ` +
+          (az
+            ? `≥ 5 × faster than az: ${b.vsAz >= 5 ? "met" : "MISSED"} (${b.vsAz.toFixed(1)})`
+            : "az not measured"),
+      );
+    }
+    if (JSON_OUT)
+      writeFileSync(JSON_OUT, JSON.stringify({ runs: RUNS, rows, raw, budget, azVersion }, null, 2) + "\n");
+  } finally {
+    await emu.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,22 @@
+// `npm run bench`: runs every benchmark in bench/ (each a standalone script printing its own
+// report), one after the other so they do not disturb each other's timings.
+import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const dir = fileURLToPath(new URL("./", import.meta.url));
+const only = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+const passThrough = process.argv.slice(2).filter((a) => a.startsWith("-"));
+const benches = readdirSync(dir)
+  .filter((f) => f.endsWith(".mjs") && f !== "run.mjs")
+  .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
+  .sort();
+let failed = 0;
+for (const f of benches) {
+  console.log(`\n### ${f}\n`);
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL(f, import.meta.url)), ...passThrough], {
+    stdio: "inherit",
+  });
+  if (r.status !== 0) failed++;
+}
+process.exit(failed ? 1 : 0);
