@@ -31,9 +31,14 @@ function load(file, options = {}) {
     }
   }
   const source = fs.readFileSync(file, "utf8");
-  const script = new vm.Script(Module.wrap(source), { filename: file, ...(cachedData ? { cachedData } : {}) });
+  const script = new vm.Script(Module.wrap(source), {
+    filename: file,
+    ...(cachedData ? { cachedData } : {}),
+  });
   const mod = { exports: {}, filename: file, id: file, loaded: false };
-  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+  script
+    .runInThisContext()
+    .call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
   mod.loaded = true;
   if (options.script) options.script.current = script;
   return mod.exports;
@@ -56,7 +61,9 @@ async function train() {
   delete env.https_proxy;
   try {
     // A signed-in store with a fresh token, written through azkeep's own store code.
-    const lib = await import(require("node:url").pathToFileURL(path.join(repo, "dist", "lib", "index.js")).href);
+    const lib = await import(
+      require("node:url").pathToFileURL(path.join(repo, "dist", "lib", "index.js")).href
+    );
     const ctx = lib.createNodeContext({ env, onlyShowErrors: true });
     const deps = await lib.openTokenDeps(ctx);
     const now = Math.floor(Date.now() / 1000);
@@ -112,8 +119,14 @@ async function train() {
     };
     try {
       for (const [bundle, run] of [
-        [path.join(repo, "dist", "cli", "fast.cjs"), (m) => m.main(["account", "get-access-token", "--only-show-errors"], () => null)],
-        [path.join(repo, "dist", "shim", "az.cjs"), (m) => m.main(["account", "get-access-token"], path.join(repo, "shim", "az"))],
+        [
+          path.join(repo, "dist", "cli", "fast.cjs"),
+          (m) => m.main(["account", "get-access-token", "--only-show-errors"], () => null),
+        ],
+        [
+          path.join(repo, "dist", "shim", "az.cjs"),
+          (m) => m.main(["account", "get-access-token"], path.join(repo, "shim", "az")),
+        ],
       ]) {
         const holder = {};
         const m = load(bundle, { noCache: true, script: holder });
@@ -133,7 +146,9 @@ if (require.main === module && process.argv[2] === "--train") {
   train().then(
     () => process.exit(0),
     (e) => {
-      process.stderr.write(`code cache training failed (the bundles still work, without a cache): ${e.message}\n`);
+      process.stderr.write(
+        `code cache training failed (the bundles still work, without a cache): ${e.message}\n`,
+      );
       process.exit(1);
     },
   );
