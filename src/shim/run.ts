@@ -119,7 +119,17 @@ export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promi
       env: io.env,
     });
     const value = await answer(p, ctx, io);
-    const shown = p.globals.query ? await applyQuery(value, p.globals.query) : value;
+    let shown = value;
+    if (p.globals.query !== undefined) {
+      try {
+        shown = await applyQuery(value, p.globals.query);
+      } catch (e) {
+        // az: a bad JMESPath is an argument error (exit 2), not a crash.
+        throw new ShimUsageError(
+          `argument --query: invalid jmespath_type value: '${p.globals.query}' (${(e as Error).message})`,
+        );
+      }
+    }
     // ctx.color looks at stderr: only when it matters (jsonc), to keep the hot path lean.
     io.stdout(
       await formatOutput(shown, output, { color: output === "jsonc" && mode === "azkeep" && ctx.color }),

@@ -127,7 +127,12 @@ describe("account get-access-token (e2e, emulator)", { timeout: 300_000 }, () =>
     const unknown = await s.cli(["account", "get-access-token", "--subscription", "No Such Sub"]);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /Subscription 'No Such Sub' not found/);
-    for (const r of [both, bad, unknown]) assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+    const query = await s.cli(["account", "get-access-token", "--query", "[["]);
+    assert.equal(query.code, 2);
+    assert.match(query.stderr, /^ERROR: argument --query: invalid jmespath_type value: '\[\['/m);
+    assert.equal(query.stdout, "");
+    for (const r of [both, bad, unknown, query])
+      assert.doesNotMatch(r.stderr, /\n\s+at |eyJ/, "no stack trace, no token");
   });
 
   it("an expired token is refreshed (one request) and the refresh token rotates", async () => {
