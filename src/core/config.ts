@@ -11,7 +11,6 @@ import { join } from "node:path";
 import type { Context } from "./context.js";
 import { AzkeepError } from "./errors.js";
 import { ensurePrivateDir, readPrivateFile, shq, writeFileAtomic } from "./store/files.js";
-import { withLock } from "./store/lock.js";
 import type { KeyRecord } from "./store/provider.js";
 
 export const CONFIG_FILE = "config.json";
@@ -71,6 +70,7 @@ export async function updateConfig<T>(
   const dir = ctx.paths.configDir;
   await ensurePrivateDir(dir);
   const path = configPath(ctx);
+  const { withLock } = await import("./store/lock.js");
   return withLock(
     join(dir, CONFIG_LOCK),
     async () => {

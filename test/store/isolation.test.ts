@@ -48,6 +48,19 @@ function chownTree(path: string, uid: number): void {
   if (statSync(path).isDirectory()) for (const n of readdirSync(path)) chownTree(join(path, n), uid);
 }
 
+/** Reads files that may vanish meanwhile (other tests' temp files): a vanished file holds nothing. */
+function contents(files: string[]): { label: string; text: Buffer }[] {
+  const out: { label: string; text: Buffer }[] = [];
+  for (const f of files) {
+    try {
+      out.push({ label: f, text: readFileSync(f) });
+    } catch {
+      /* removed or unreadable since listing */
+    }
+  }
+  return out;
+}
+
 function assertNowhere(secrets: string[], places: { label: string; text: Buffer | string }[]) {
   for (const { label, text } of places)
     for (const s of secrets) assert.equal(Buffer.from(text).indexOf(s), -1, `${s} found in ${label}`);
@@ -107,8 +120,8 @@ describe("a copied config folder, and secrets at rest", () => {
     const s = Object.values(x);
     assertNowhere(s, [
       { label: "stdout/stderr", text: w.stdout + w.stderr + r.stdout + r.stderr },
-      ...[a.root, b.root].flatMap((d) => filesUnder(d).map((f) => ({ label: f, text: readFileSync(f) }))),
-      ...filesUnder(tmpdir(), started).map((f) => ({ label: f, text: readFileSync(f) })),
+      ...contents([a.root, b.root].flatMap((d) => filesUnder(d))),
+      ...contents(filesUnder(tmpdir(), started)),
     ]);
   });
 

@@ -38,6 +38,7 @@ export function runChild(
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+    child.stdin.on("error", () => {}); // a child that never reads stdin (EPIPE) is not a failure
     child.stdin.end(options.input ?? "");
   });
 }

@@ -158,6 +158,19 @@ describe("file store: damage", () => {
     assert.notEqual(after.keyId, before.keyId);
   });
 
+  it("a provider that hands back another key: store_damaged saying so, moved aside", async () => {
+    using tmp = tempStoreDir();
+    await createFileStore(tmp.ctx(), { provider: "memory" }).update(
+      (s) => void s.secrets.refreshTokens.push(refreshToken("rt")),
+    );
+    const liar: KeyProvider = {
+      ...createMemoryProvider({ ctx: tmp.ctx() }),
+      getKey: async () => new Uint8Array(32).fill(9),
+    };
+    const store = createFileStore(tmp.ctx(), { provider: "memory", providers: { memory: liar } });
+    await assert.rejects(store.readSecrets(), (e) => isDamaged(e, /not the one that sealed it/));
+  });
+
   it("a provider that cannot answer is store_unavailable and the file is left alone", async () => {
     using tmp = tempStoreDir();
     const broken: KeyProvider = {

@@ -26,7 +26,6 @@ import {
   removeDebris,
   writeFileAtomic,
 } from "./files.js";
-import { withLock } from "./lock.js";
 import type { KeyProvider, KeyRecord, ProviderName, StoreOptions } from "./provider.js";
 import { chooseProvider, loadProvider, requestedProvider } from "./providers/index.js";
 import {
@@ -140,11 +139,14 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
     }
     return p;
   };
-  const lock = <T>(fn: () => Promise<T>) =>
-    withLock(lockPath, fn, {
+  // The lock module is loaded only by writers (and damage handling): reads never need it.
+  const lock = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const { withLock } = await import("./lock.js");
+    return withLock(lockPath, fn, {
       clock: ctx.clock,
       ...(options.lockTimeoutMs !== undefined ? { timeoutMs: options.lockTimeoutMs } : {}),
     });
+  };
 
   function warnIfInsecure(p: KeyProvider): void {
     if (p.name !== "insecure-file" || warnedInsecure) return;
@@ -185,16 +187,17 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
     if (!record) throw new DamageFound(sealedPath, raw, { kind: "unknown_key", kid });
     const key = await keyOf(record);
     if (!key) throw new DamageFound(sealedPath, raw, { kind: "key_missing", record });
-    if (keyCheckValue(key) !== record.keyCheck) {
-      keys.delete(record.keyId);
-      throw new DamageFound(sealedPath, raw, { kind: "key_wrong", record });
-    }
     let plain: Buffer;
     try {
       plain = unseal(raw, () => key);
     } catch (e) {
-      if (e instanceof SealError) throw new DamageFound(sealedPath, raw, { kind: "sealed", error: e });
-      throw e;
+      if (!(e instanceof SealError)) throw e;
+      // Only now (the rare path) tell "the provider holds another key" from "the file changed".
+      if (e.reason === "auth_failed" && keyCheckValue(key) !== record.keyCheck) {
+        keys.delete(record.keyId);
+        throw new DamageFound(sealedPath, raw, { kind: "key_wrong", record });
+      }
+      throw new DamageFound(sealedPath, raw, { kind: "sealed", error: e });
     }
     let value: unknown;
     try {

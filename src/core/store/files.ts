@@ -7,6 +7,7 @@
  * `get-access-token` hot path, where a thread-pool round trip per call costs more than it saves.
  */
 import {
+  promises as fsp,
   closeSync,
   fstatSync,
   openSync,
@@ -16,10 +17,8 @@ import {
   statSync,
   unlinkSync,
 } from "node:fs";
-import { chmod, mkdir, open, rename, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { AzkeepError } from "../errors.js";
-import { pidAlive } from "./lock.js";
 
 const CHECK_MODES = process.platform !== "win32";
 
@@ -30,6 +29,17 @@ export function shq(s: string): string {
 
 export function modeString(mode: number): string {
   return "0" + (mode & 0o777).toString(8).padStart(3, "0");
+}
+
+/** Whether a process with this pid exists (on this host). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: the process exists but belongs to someone else.
+    return errno(e) === "EPERM";
+  }
 }
 
 function errno(e: unknown): string | undefined {
@@ -99,10 +109,10 @@ export function readPrivateFile(path: string): Buffer | undefined {
 
 /** Creates the folder (and missing parents) and sets it to 0700 explicitly. */
 export async function ensurePrivateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
   if (CHECK_MODES) {
     const st = statSync(dir);
-    if ((st.mode & 0o777) !== 0o700) await chmod(dir, 0o700);
+    if ((st.mode & 0o777) !== 0o700) await fsp.chmod(dir, 0o700);
   }
 }
 
@@ -115,19 +125,19 @@ let tmpCounter = 0;
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${++tmpCounter}`;
-  const fh = await open(tmp, "wx", 0o600);
+  const fh = await fsp.open(tmp, "wx", 0o600);
   let renamed = false;
   try {
     await fh.chmod(0o600);
     await fh.writeFile(data);
     await fh.sync();
     await fh.close();
-    await rename(tmp, path);
+    await fsp.rename(tmp, path);
     renamed = true;
   } finally {
     if (!renamed) {
       await fh.close().catch(() => {});
-      await unlink(tmp).catch(() => {});
+      await fsp.unlink(tmp).catch(() => {});
     }
   }
   await fsyncDir(dirname(path));
@@ -135,7 +145,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
 
 async function fsyncDir(dir: string): Promise<void> {
   if (process.platform === "win32") return;
-  const fh = await open(dir, "r");
+  const fh = await fsp.open(dir, "r");
   try {
     await fh.sync();
   } catch {

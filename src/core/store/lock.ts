@@ -9,10 +9,10 @@
  * two waiters cannot both break it and then delete each other's fresh lock.
  */
 import { randomBytes } from "node:crypto";
-import { link, mkdir, readFile, rmdir, stat, unlink, utimes, writeFile } from "node:fs/promises";
-import { hostname } from "node:os";
+import { promises as fsp } from "node:fs";
 import type { Clock } from "../context.js";
 import { AzkeepError } from "../errors.js";
+import { pidAlive } from "./files.js";
 
 export interface LockOptions {
   clock: Clock;
@@ -33,7 +33,7 @@ interface Owner {
   since: number;
 }
 
-const HOST = hostname();
+let HOST = "";
 
 function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
@@ -41,23 +41,12 @@ function errno(e: unknown): string | undefined {
 
 async function touch(path: string, nowMs: number): Promise<void> {
   const t = nowMs / 1000;
-  await utimes(path, t, t);
-}
-
-/** Whether a process with this pid exists (on this host). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: the process exists but belongs to someone else.
-    return errno(e) === "EPERM";
-  }
+  await fsp.utimes(path, t, t);
 }
 
 async function readOwner(path: string): Promise<{ owner: Owner | undefined; mtimeMs: number } | undefined> {
   try {
-    const [text, st] = await Promise.all([readFile(path, "utf8"), stat(path)]);
+    const [text, st] = await Promise.all([fsp.readFile(path, "utf8"), fsp.stat(path)]);
     let owner: Owner | undefined;
     try {
       owner = JSON.parse(text) as Owner;
@@ -81,13 +70,13 @@ function isStale(info: { owner: Owner | undefined; mtimeMs: number }, now: numbe
 async function breakStale(path: string, staleToken: string | undefined, staleMtime: number, now: number) {
   const breaker = `${path}.break`;
   try {
-    await mkdir(breaker, { mode: 0o700 });
+    await fsp.mkdir(breaker, { mode: 0o700 });
   } catch (e) {
     if (errno(e) !== "EEXIST") throw e;
     // A breaker left by a process killed inside this tiny section: remove it after 10 s.
     try {
-      const st = await stat(breaker);
-      if (now - st.mtimeMs > 10_000) await rmdir(breaker);
+      const st = await fsp.stat(breaker);
+      if (now - st.mtimeMs > 10_000) await fsp.rmdir(breaker);
     } catch {
       /* gone meanwhile */
     }
@@ -95,11 +84,11 @@ async function breakStale(path: string, staleToken: string | undefined, staleMti
   }
   try {
     const again = await readOwner(path);
-    if (again && again.owner?.token === staleToken && again.mtimeMs === staleMtime) await unlink(path);
+    if (again && again.owner?.token === staleToken && again.mtimeMs === staleMtime) await fsp.unlink(path);
   } catch (e) {
     if (errno(e) !== "ENOENT") throw e;
   } finally {
-    await rmdir(breaker).catch(() => {});
+    await fsp.rmdir(breaker).catch(() => {});
   }
 }
 
@@ -108,6 +97,7 @@ async function breakStale(path: string, staleToken: string | undefined, staleMti
  * refreshes the file's mtime as a heartbeat. Release removes the file only if it is still ours.
  */
 export async function withLock<T>(path: string, fn: () => Promise<T>, options: LockOptions): Promise<T> {
+  HOST ||= (await import("node:os")).hostname();
   const { clock } = options;
   const timeoutMs = options.timeoutMs ?? 60_000;
   const staleMs = options.staleMs ?? 30_000;
@@ -116,7 +106,7 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, options: L
   const start = clock.now();
   owner.since = start;
   const tmp = `${path}.${process.pid}-${owner.token}`;
-  await writeFile(tmp, JSON.stringify(owner), { mode: 0o600, flag: "wx" });
+  await fsp.writeFile(tmp, JSON.stringify(owner), { mode: 0o600, flag: "wx" });
   // Times are in the Context's clock domain: the heartbeat sets mtime from it too.
   await touch(tmp, clock.now());
   let delay = 2;
@@ -125,7 +115,7 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, options: L
     for (;;) {
       options.signal?.throwIfAborted();
       try {
-        await link(tmp, path);
+        await fsp.link(tmp, path);
         break;
       } catch (e) {
         if (errno(e) !== "EEXIST") throw e;
@@ -154,7 +144,7 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, options: L
       delay = Math.min(delay * 2, 50);
     }
   } finally {
-    await unlink(tmp).catch(() => {});
+    await fsp.unlink(tmp).catch(() => {});
   }
 
   const beat = setInterval(() => void touch(path, clock.now()).catch(() => {}), heartbeatMs);
@@ -165,7 +155,7 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, options: L
     clearInterval(beat);
     try {
       const info = await readOwner(path);
-      if (info?.owner?.token === owner.token) await unlink(path);
+      if (info?.owner?.token === owner.token) await fsp.unlink(path);
     } catch {
       /* best effort: a stale-broken lock is someone else's now */
     }

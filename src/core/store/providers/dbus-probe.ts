@@ -10,7 +10,7 @@
  * service by activation if it is installed but not running). Only when that answers does the
  * native module get to talk to it. About 1–2 ms against a live gnome-keyring.
  */
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { join } from "node:path";
 import type { Env } from "../../context.js";
 
@@ -154,13 +154,13 @@ function parseMessages(buf: Buffer): { messages: Reply[]; rest: Buffer } {
 }
 
 /** Asks the session bus whether a Secret Service answers, within `timeoutMs`. Never throws. */
-export function probeSecretService(env: Env, timeoutMs: number): Promise<ProbeResult> {
+export async function probeSecretService(env: Env, timeoutMs: number): Promise<ProbeResult> {
+  // node:net is loaded here, not at start-up: in a one-file bundle a static import would cost
+  // every command, keyring or not.
+  const { connect } = await import("node:net");
   const path = sessionBusPath(env);
   if (!path)
-    return Promise.resolve({
-      ok: false,
-      reason: "no D-Bus session bus address (DBUS_SESSION_BUS_ADDRESS is not set)",
-    });
+    return { ok: false, reason: "no D-Bus session bus address (DBUS_SESSION_BUS_ADDRESS is not set)" };
   return new Promise((resolve) => {
     let settled = false;
     const socket: Socket = connect({ path });

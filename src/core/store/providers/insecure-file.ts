@@ -4,7 +4,7 @@
  * explicit opt-in remembered in config.json, and every use prints a warning. It exists for
  * machines with no keyring, no kernel keyring and no one to type a passphrase.
  */
-import { unlink } from "node:fs/promises";
+import { promises as fsp } from "node:fs";
 import { join } from "node:path";
 import { ensurePrivateDir, moveAside, readPrivateFile, writeFileAtomic } from "../files.js";
 import type { KeyProvider, ProviderContext } from "../provider.js";
@@ -65,7 +65,7 @@ export function createInsecureFileProvider(pctx: ProviderContext): KeyProvider {
       const file = read();
       if (!(record.keyId in file.keys)) return false;
       delete file.keys[record.keyId];
-      if (Object.keys(file.keys).length === 0) await unlink(path).catch(() => {});
+      if (Object.keys(file.keys).length === 0) await fsp.unlink(path).catch(() => {});
       else await writeFileAtomic(path, JSON.stringify(file, null, 2) + "\n");
       return true;
     },

@@ -14,9 +14,9 @@
  * `keyctl` on standard input, never on its command line. The key's permissions are the
  * kernel default: only processes that possess it (through the session keyring) can read it.
  */
-import { spawnSync } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
+import type * as ChildProcess from "node:child_process";
 import type * as Keyring from "@napi-rs/keyring";
 import { AzkeepError } from "../../errors.js";
 import type { KeyProvider, KeyRecord, ProviderContext } from "../provider.js";
@@ -40,7 +40,9 @@ interface Backend {
   remove(desc: string): boolean;
 }
 
-function keyctlBackend(pctx: ProviderContext, timeoutMs: number): Backend {
+type SpawnSync = typeof ChildProcess.spawnSync;
+
+function keyctlBackend(pctx: ProviderContext, timeoutMs: number, spawnSync: SpawnSync): Backend {
   const env = { PATH: pctx.ctx.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" };
   const run = (args: string[], input?: Uint8Array) => {
     const r = spawnSync("keyctl", args, { input, env, timeout: timeoutMs, maxBuffer: 1 << 16 });
@@ -147,8 +149,11 @@ export function createKeyutilsProvider(pctx: ProviderContext): KeyProvider {
       if (process.platform !== "linux")
         throw unavailable("The kernel keyring (keyutils) exists only on Linux.");
       const choice = pctx.options.keyutilsBackend;
-      if (choice === "keyctl" || (choice === undefined && hasKeyctl(pctx)))
-        return keyctlBackend(pctx, timeoutMs);
+      if (choice === "keyctl" || (choice === undefined && hasKeyctl(pctx))) {
+        // Loaded here, not at start-up (a static import would cost every command in a one-file bundle).
+        const { spawnSync } = await import("node:child_process");
+        return keyctlBackend(pctx, timeoutMs, spawnSync);
+      }
       return napiBackend();
     })());
   return {
