@@ -169,7 +169,7 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
   };
   return {
     clock: realClock,
-    // HTTPS_PROXY / NO_PROXY / NODE_EXTRA_CA_CERTS (undici is loaded only when a proxy is set).
+    // HTTPS_PROXY / NO_PROXY / NODE_EXTRA_CA_CERTS, over node:http(s) (see net.ts for why).
     fetch: createNetworkFetch({
       env,
       base: globalThis.fetch.bind(globalThis),
