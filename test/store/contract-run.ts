@@ -4,13 +4,15 @@
  * `keyctl session`. AZKEEP_CONTRACT_PROVIDER picks the provider, AZKEEP_CONTRACT_BACKEND the
  * keyutils backend.
  */
-import { after } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { after, it } from "node:test";
 import { readConfig } from "../../src/core/config.js";
 import { createFileStore } from "../../src/core/store/file-store.js";
 import type { ProviderName, StoreOptions } from "../../src/core/store/provider.js";
 import { createKeyringProvider } from "../../src/core/store/providers/keyring.js";
 import { createKeyutilsProvider } from "../../src/core/store/providers/keyutils.js";
-import { providerContract, storeContract } from "./contract.js";
+import { accessToken, providerContract, storeContract } from "./contract.js";
 import { tempStoreDir } from "./helpers.js";
 
 const name = process.env.AZKEEP_CONTRACT_PROVIDER as ProviderName;
@@ -47,9 +49,6 @@ storeContract(
 );
 
 if (name === "keyring") {
-  const { it } = await import("node:test");
-  const { spawnSync } = await import("node:child_process");
-  const assert = (await import("node:assert/strict")).default;
   it("keyring: the key is a real Secret Service item (secret-tool sees it), under service azkeep", async () => {
     const p = createKeyringProvider(pctx());
     const kid = Buffer.alloc(16, 0xab);
@@ -63,5 +62,28 @@ if (name === "keyring") {
     } finally {
       await p.deleteKey({ provider: "keyring", keyId: kid.toString("hex"), keyCheck: "", createdAt: "" });
     }
+  });
+}
+
+if (name === "keyutils") {
+  const sh = (script: string) => spawnSync("sh", ["-c", script], { encoding: "utf8" });
+  const fromNewSession = (desc: string) =>
+    sh(`keyctl session - sh -c 'keyctl get_persistent @s >/dev/null; keyctl pipe %user:${desc} >/dev/null'`)
+      .status === 0;
+  it(`keyutils (${label}): each write re-links the key into the persistent keyring, so a new login session finds it`, async () => {
+    const store = createFileStore(tmp.ctx({ ...process.env, AZKEEP_CONFIG_DIR: tmp.dir }), options);
+    await store.update((s) => void (s.profile.installationId = "renew"));
+    await store.update((s) => void s.secrets.accessTokens.splice(0));
+    const rec = (await readConfig(tmp.ctx())).store!.key!;
+    const desc = `azkeep:${rec.keyId}`;
+    assert.equal(fromNewSession(desc), true, "a new session cannot read the key");
+    // As if the persistent keyring had expired: drop the link.
+    const p = sh("keyctl get_persistent @s").stdout.trim();
+    const id = sh(`keyctl search @s user ${desc}`).stdout.trim();
+    assert.equal(sh(`keyctl unlink ${id} ${p}`).status, 0);
+    assert.equal(fromNewSession(desc), false, "the key is still reachable from a new session");
+    await store.update((s) => void s.secrets.accessTokens.push(accessToken("renew")));
+    await store.update((s) => void (s.secrets.refreshTokens = []));
+    assert.equal(fromNewSession(desc), true, "the write did not renew the persistent link");
   });
 }

@@ -386,8 +386,10 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
         const result = await change(draft);
         const after = { secrets: JSON.stringify(draft.secrets), profile: JSON.stringify(draft.profile) };
         if (after.secrets !== before.secrets) {
-          await writeSealed(draft.secrets, await writeKey());
+          const sealWith = await writeKey();
+          await writeSealed(draft.secrets, sealWith);
           await finishMigration();
+          await (await provider(sealWith.record.provider)).renew?.(sealWith.record);
         }
         if (after.profile !== before.profile)
           await writeFileAtomic(profilePath, JSON.stringify(draft.profile, null, 2) + "\n");

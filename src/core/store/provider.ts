@@ -84,6 +84,11 @@ export interface KeyProvider {
   getKey(record: KeyRecord, verify: (key: Uint8Array) => boolean): Promise<Uint8Array | undefined>;
   /** Deletes the key; false when it was not there. */
   deleteKey(record: KeyRecord): Promise<boolean>;
+  /**
+   * Called after each write of the store: a provider whose keys expire when unused (the kernel's
+   * persistent keyring) renews the key's lifetime here. Best effort, never throws.
+   */
+  renew?(record: KeyRecord): Promise<void>;
   /** One line for `store status`: what protects the key. */
   describe(record?: KeyRecord): string;
   /** Warnings `store status` and every use should show (insecure-file). */

@@ -38,6 +38,8 @@ interface Backend {
   /** undefined = not found. */
   read(desc: string): Uint8Array | undefined;
   remove(desc: string): boolean;
+  /** Renews the persistent keyring's expiry and (re-)links the key into it. Best effort. */
+  renew(desc: string): void;
 }
 
 type SpawnSync = typeof ChildProcess.spawnSync;
@@ -78,6 +80,12 @@ function keyctlBackend(pctx: ProviderContext, timeoutMs: number, spawnSync: Spaw
       if (notFound(r.stderr) || denied(r.stderr)) return undefined;
       throw unavailable(`The kernel keyring could not be read (keyctl: ${r.stderr}).`);
     },
+    renew(desc) {
+      const persistent = linkPersistent();
+      if (!persistent) return;
+      const found = run(["search", "@s", "user", desc]);
+      if (found.ok) run(["link", found.stdout.toString("utf8").trim(), persistent]);
+    },
     remove(desc) {
       linkPersistent();
       const r = run(["invalidate", `%user:${desc}`]);
@@ -116,6 +124,8 @@ async function napiBackend(): Promise<Backend> {
           throw e;
         }
       }),
+    // keyring-rs re-links the key into the session and persistent keyrings on every read.
+    renew: (desc) => void entry(desc).getSecret(),
     remove: (desc) =>
       wrap("delete the key", () => {
         try {
@@ -184,6 +194,13 @@ export function createKeyutilsProvider(pctx: ProviderContext): KeyProvider {
     },
     async deleteKey(record) {
       return (await get()).remove(keyDescription(record.keyId));
+    },
+    async renew(record) {
+      try {
+        (await get()).renew(keyDescription(record.keyId));
+      } catch {
+        /* best effort: the key is still readable from this session */
+      }
     },
     describe: (record) =>
       `the key is in the Linux kernel keyring (session + persistent keyring, key "${keyDescription(record?.keyId ?? "<key id>")}"); ` +
