@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { readConfig, updateConfig } from "../../src/core/config.js";
@@ -156,6 +156,37 @@ describe("file store: damage", () => {
     const after = (await readConfig(tmp.ctx())).store!.key!;
     assert.equal(after.provider, "memory");
     assert.notEqual(after.keyId, before.keyId);
+  });
+
+  it("an update on a damaged store (a sign-in after a reboot) moves it aside, warns, and works on an empty store", async () => {
+    using tmp = tempStoreDir();
+    await seed(tmp);
+    const path = join(tmp.dir, "tokens.sealed");
+    writeFileSync(path, readFileSync(path).subarray(0, 40), { mode: 0o600 });
+    tmp.log.length = 0;
+    const store = createFileStore(tmp.ctx());
+    const seen = await store.update((s) => {
+      const n = s.secrets.refreshTokens.length;
+      s.secrets.refreshTokens.push(refreshToken("rt-fresh-sign-in"));
+      return n;
+    });
+    assert.equal(seen, 0, "the change saw a half-read store");
+    assert.ok(tmp.log.some((l) => /^WARNING: .*moved aside.*azkeep login/.test(l)));
+    assert.equal(aside(tmp.dir, "tokens.sealed").length, 1);
+    assert.equal((await store.readSecrets()).refreshTokens[0]?.secret, "rt-fresh-sign-in");
+  });
+
+  it("a file system failure is one store_unavailable error naming the path, not a stack trace", async () => {
+    using tmp = tempStoreDir();
+    await seed(tmp);
+    const path = join(tmp.dir, "tokens.sealed");
+    rmSync(path);
+    mkdirSync(path, { mode: 0o700 });
+    await assert.rejects(
+      createFileStore(tmp.ctx()).readSecrets(),
+      (e: AzkeepError) =>
+        e.code === "store_unavailable" && e.message.includes(path) && /EISDIR/.test(e.message),
+    );
   });
 
   it("a provider that hands back another key: store_damaged saying so, moved aside", async () => {

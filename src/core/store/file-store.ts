@@ -261,6 +261,21 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
     }
   }
 
+  /**
+   * Inside `update`: damage is settled (moved aside) and reported as a warning, and the change
+   * runs on an empty store — a sign-in after a reboot (keyutils) or a damaged file just works.
+   * Nothing half-read is ever used: the state is whole or empty.
+   */
+  async function readLockedOrEmpty<T>(read: () => T | Promise<T>, empty: () => T): Promise<T> {
+    try {
+      return await readLocked(read);
+    } catch (e) {
+      if (!(e instanceof AzkeepError) || e.code !== "store_damaged") throw e;
+      ctx.logger.warn(`${e.message} ${e.hint ?? ""}`.trim());
+      return empty();
+    }
+  }
+
   /** Inside the lock: read, settling damage in place (the lock is already ours). */
   async function readLocked<T>(read: () => T | Promise<T>): Promise<T> {
     try {
@@ -379,8 +394,8 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
       await ensurePrivateDir(dir);
       return lock(async () => {
         removeDebris(dir);
-        const secrets = await readLocked(readSecretsRaw);
-        const profile = await readLocked(readProfileRaw);
+        const secrets = await readLockedOrEmpty(readSecretsRaw, emptySecrets);
+        const profile = await readLockedOrEmpty(readProfileRaw, emptyProfile);
         const before = { secrets: JSON.stringify(secrets), profile: JSON.stringify(profile) };
         const draft: StoreState = { profile, secrets };
         const result = await change(draft);

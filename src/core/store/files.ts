@@ -97,19 +97,40 @@ export function readPrivateFile(path: string): Buffer | undefined {
     fd = openSync(path, "r");
   } catch (e) {
     if (errno(e) === "ENOENT") return undefined;
-    throw e;
+    throw fileError("read", path, e);
   }
   try {
     checkPrivate(path, fstatSync(fd), false);
     return readFileSync(fd);
+  } catch (e) {
+    if (e instanceof AzkeepError) throw e;
+    throw fileError("read", path, e);
   } finally {
     closeSync(fd);
   }
 }
 
+/** A file system failure (EACCES, ENOSPC, EROFS, EISDIR…) as one readable error with the next step. */
+export function fileError(what: "read" | "write", path: string, e: unknown): AzkeepError {
+  const code = errno(e) ?? "error";
+  const reason = (e as Error | undefined)?.message ?? String(e);
+  return new AzkeepError("store_unavailable", `azkeep could not ${what} ${path} (${code}).`, {
+    hint:
+      code === "ENOSPC"
+        ? `Free some disk space on the file system of ${dirname(path)}, then run the command again.`
+        : `Check that ${dirname(path)} is yours and writable (ls -ld ${shq(dirname(path))}), or point AZKEEP_CONFIG_DIR elsewhere.`,
+    cause: e,
+    details: { path, code, reason },
+  });
+}
+
 /** Creates the folder (and missing parents) and sets it to 0700 explicitly. */
 export async function ensurePrivateDir(dir: string): Promise<void> {
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw fileError("write", dir, e);
+  }
   if (CHECK_MODES) {
     const st = statSync(dir);
     if ((st.mode & 0o777) !== 0o700) await fsp.chmod(dir, 0o700);
@@ -124,6 +145,14 @@ let tmpCounter = 0;
  * after a crash the file is old or new, and the temp file is debris for `removeDebris`.
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  try {
+    await writeFileAtomicRaw(path, data);
+  } catch (e) {
+    throw fileError("write", path, e);
+  }
+}
+
+async function writeFileAtomicRaw(path: string, data: Uint8Array | string): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${++tmpCounter}`;
   const fh = await fsp.open(tmp, "wx", 0o600);
   let renamed = false;
