@@ -13,7 +13,7 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import type { Cloud } from "../../src/core/clouds.js";
 import { acquireForServicePrincipal, acquireWithRefreshToken } from "../../src/core/flows/token.js";
 import { listAccounts, logout, setAccount, showAccount } from "../../src/core/profile/ops.js";
-import { login, type LoginRequest } from "../../src/core/signin.js";
+import { login, refreshAccounts, type LoginRequest } from "../../src/core/signin.js";
 import { createMemoryStore } from "../../src/core/store/memory.js";
 import type { Store } from "../../src/core/store/types.js";
 import {
@@ -358,6 +358,36 @@ describe("Entra sign-in against the emulator", { timeout: 600_000 }, () => {
       () => showAccount([], { activeCloud: "Emulator" }),
       /Please run 'azkeep login' to setup account/,
     );
+  });
+
+  it("account list --refresh: discovery again for every identity without a person; the chosen default stays", async () => {
+    const { ctx } = testContext();
+    const store = createMemoryStore();
+    await login(ctx, store, {
+      cloud,
+      method: { kind: "password", username: ALICE.upn, password: ALICE.password },
+    });
+    await login(ctx, store, {
+      cloud,
+      tenant: CONTOSO,
+      method: {
+        kind: "service-principal",
+        clientId: SP.clientId,
+        credential: { kind: "secret", secret: SP.secret },
+      },
+    });
+    await setAccount(store, { subscription: PROD_SUB, activeCloud: "Emulator" });
+    const before = (await store.readProfile()).subscriptions.map((e) => `${e.id}/${e.user.name}`).sort();
+    await emu.control.clearRequests();
+    await refreshAccounts(ctx, store, cloud);
+    const profile = await store.readProfile();
+    assert.deepEqual(profile.subscriptions.map((e) => `${e.id}/${e.user.name}`).sort(), before);
+    assert.equal(showAccount(profile.subscriptions, { activeCloud: "Emulator" }).id, PROD_SUB);
+    assert.ok(
+      (await emu.control.countRequests({ endpoint: "tenants" })) >= 1,
+      "the user's tenants were listed again",
+    );
+    assert.equal(await emu.control.countRequests({ endpoint: "devicecode" }), 0, "no person needed");
   });
 
   it("a revoked sign-in: invalid_grant becomes auth_required with the exact login command", async () => {
