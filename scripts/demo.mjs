@@ -45,7 +45,14 @@ try {
     await emu.control.approveDeviceCode(code.userCode, ALICE, { mfa: false });
   })();
   const steps = [
-    ["login", "--use-device-code", "-o", "table", "--query", "[].{Name:name, SubscriptionId:id, Tenant:tenantId}"],
+    [
+      "login",
+      "--use-device-code",
+      "-o",
+      "table",
+      "--query",
+      "[].{Name:name, SubscriptionId:id, Tenant:tenantId}",
+    ],
     ["account", "list", "-o", "table"],
     ["account", "show", "--query", "{subscription:name, user:user.name, cloud:environmentName}"],
     ["account", "get-access-token", "--query", "{tokenType:tokenType, expiresOn:expiresOn, tenant:tenant}"],
