@@ -371,7 +371,8 @@ async function userLogin(ctx: Context, req: LoginRequest): Promise<Collected> {
         cloud: cloud.name,
         homeTenantId,
         secret: refreshToken,
-        familyId: "1",
+        // The Azure CLI is in Microsoft's FOCI family 1 (its refresh token serves the family); other apps are not.
+        ...(clientId === AZURE_CLI_CLIENT_ID ? { familyId: "1" } : {}),
         lastModified: now,
       });
       state.secrets.refreshTokens = rts;
