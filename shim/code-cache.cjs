@@ -14,7 +14,6 @@
 const fs = require("node:fs");
 const path = require("node:path");
 const vm = require("node:vm");
-const Module = require("node:module");
 
 function cacheFileOf(file) {
   return file.replace(/\.cjs$/, ".v8cache");
@@ -31,14 +30,13 @@ function load(file, options = {}) {
     }
   }
   const source = fs.readFileSync(file, "utf8");
-  const script = new vm.Script(Module.wrap(source), {
-    filename: file,
-    ...(cachedData ? { cachedData } : {}),
-  });
+  // Module.wrap's wrapper, without loading node:module (which pulls in the ES module loader).
+  const wrapped = `(function (exports, require, module, __filename, __dirname) { ${source}\n});`;
+  const script = new vm.Script(wrapped, { filename: file, ...(cachedData ? { cachedData } : {}) });
   const mod = { exports: {}, filename: file, id: file, loaded: false };
-  script
-    .runInThisContext()
-    .call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+  // This file's own require: the bundles sit beside it in the same package, so Node built-ins
+  // and npm dependencies resolve the same from here.
+  script.runInThisContext().call(mod.exports, mod.exports, require, mod, file, path.dirname(file));
   mod.loaded = true;
   if (options.script) options.script.current = script;
   return mod.exports;

@@ -65,7 +65,9 @@ export async function main(argv: readonly string[], scriptPath: string): Promise
       stderr: (s) => writeAllSync(2, s),
       env: process.env,
       selfDir: dirname(scriptPath),
-      signal: signals.signal,
+      get signal() {
+        return signals.signal;
+      },
     });
   } finally {
     signals.dispose();

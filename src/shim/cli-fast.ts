@@ -48,7 +48,9 @@ export async function main(argv: readonly string[], frame: FrameLoader): Promise
         stdout: (s) => writeAllSync(1, s),
         stderr: (s) => writeAllSync(2, s),
         env: process.env,
-        signal: signals.signal,
+        get signal() {
+          return signals.signal;
+        },
       },
       "azkeep",
     );

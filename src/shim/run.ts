@@ -29,7 +29,8 @@ export interface RunIO {
   stdout(text: string): void;
   stderr(text: string): void;
   env: Record<string, string | undefined>;
-  signal?: AbortSignal;
+  /** Read lazily (see `abortOnSignals`). */
+  readonly signal?: AbortSignal;
 }
 
 function str(v: string | string[] | boolean | undefined): string | undefined {
@@ -41,7 +42,10 @@ async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO): Promise<unkno
     const v = io.env.AZKEEP_SHIM_AZ_VERSION || SHIM_AZ_VERSION;
     return { "azure-cli": v, "azure-cli-core": v, "azure-cli-telemetry": "1.1.0", extensions: {} };
   }
-  const deps = await openTokenDeps(ctx, io.signal);
+  const deps = await openTokenDeps(ctx);
+  // Read only when the policy needs it (a refresh), so the signal handlers stay uninstalled
+  // on the cached path.
+  Object.defineProperty(deps, "signal", { get: () => io.signal, enumerable: true, configurable: true });
   if (p.command === "account get-access-token") {
     const resourceType = str(p.options.resourceType);
     if (resourceType !== undefined && !RESOURCE_TYPES.has(resourceType)) {
@@ -162,15 +166,25 @@ export function writeAllSync(fd: number, text: string): void {
   }
 }
 
-/** Ctrl-C / SIGTERM abort the work (a refresh) instead of killing the process mid-write. */
-export function abortOnSignals(): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const onSignal = () => controller.abort(Object.assign(new Error("Interrupted"), { name: "AbortError" }));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+/**
+ * Ctrl-C / SIGTERM abort the work (a refresh) instead of killing the process mid-write. The
+ * handlers are installed when `signal` is first read — by the refresh path only: a cached
+ * token is answered before a signal could matter, and installing them costs ~0.5 ms.
+ */
+export function abortOnSignals(): { readonly signal: AbortSignal; dispose(): void } {
+  let controller: AbortController | undefined;
+  const onSignal = () => controller?.abort(Object.assign(new Error("Interrupted"), { name: "AbortError" }));
   return {
-    signal: controller.signal,
+    get signal() {
+      if (!controller) {
+        controller = new AbortController();
+        process.once("SIGINT", onSignal);
+        process.once("SIGTERM", onSignal);
+      }
+      return controller.signal;
+    },
     dispose() {
+      if (!controller) return;
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
     },

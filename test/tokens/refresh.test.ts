@@ -3,7 +3,9 @@
  * (5xx, connection resets, delays, 429) and 50 concurrent processes on an expired token.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
+import { BIN } from "../helpers/cli.js";
 import { CONTOSO, signedIn, spawnCli, type SignedIn } from "./signed-in.js";
 
 describe("refresh with faults at the identity provider (e2e)", { timeout: 600_000 }, () => {
@@ -103,6 +105,46 @@ describe("refresh with faults at the identity provider (e2e)", { timeout: 600_00
     assert.equal(await refreshToken(), rt);
     await reset();
     assert.equal((await s.cli(["account", "get-access-token"])).code, 0);
+  });
+});
+
+describe("interrupting a refresh (e2e)", { timeout: 300_000 }, () => {
+  let s: SignedIn;
+  before(async () => {
+    s = await signedIn();
+    assert.equal((await s.cli(["account", "get-access-token"])).code, 0);
+  });
+  after(async () => {
+    await s?.close();
+  });
+
+  it("Ctrl-C while the IdP is slow: exit 130 at once, the lock is released, the next call works", async () => {
+    await s.ageAccessTokens(-1);
+    await s.emu.control.injectFault({ endpoint: "token", type: "delay", delayMs: 30_000, count: 1 });
+    const child = spawn(
+      process.execPath,
+      [BIN, "account", "get-access-token", "--only-show-errors", "--debug"],
+      {
+        env: s.env,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    // wait until the token request is on its way (--debug logs it), then interrupt
+    for (let i = 0; i < 600 && !/DEBUG: POST https:\/\/login/.test(stderr); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.match(stderr, /DEBUG: POST https:\/\/login/);
+    const t0 = Date.now();
+    child.kill("SIGINT");
+    const code = await new Promise<number | null>((r) => child.on("close", r));
+    assert.equal(code, 130);
+    assert.match(stderr, /^ERROR: Interrupted\.$/m);
+    assert.ok(Date.now() - t0 < 10_000, "stopped without waiting for the IdP");
+    await s.emu.control.clearFaults();
+    s.forgetFailures();
+    const next = await s.cli(["account", "get-access-token"], { timeoutMs: 60_000 });
+    assert.equal(next.code, 0, next.stderr);
   });
 });
 
