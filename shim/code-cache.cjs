@@ -31,6 +31,7 @@ function load(file, options = {}) {
   }
   const source = fs.readFileSync(file, "utf8");
   // Module.wrap's wrapper, without loading node:module (which pulls in the ES module loader).
+  // bin/azkeep.js and shim/az repeat this line: V8 accepts the cache only for the same text.
   const wrapped = `(function (exports, require, module, __filename, __dirname) { ${source}\n});`;
   const script = new vm.Script(wrapped, { filename: file, ...(cachedData ? { cachedData } : {}) });
   const mod = { exports: {}, filename: file, id: file, loaded: false };

@@ -26,3 +26,30 @@ describe("azkeep shim path", () => {
     assert.match(JSON.parse(out.toString())["azure-cli"] as string, /^2\.\d+\.\d+$/);
   });
 });
+
+describe("the hot-path loaders", () => {
+  it("bin/azkeep.js and shim/az wrap the bundles exactly as the code cache was made", () => {
+    const repo = join(SHIM_DIR, "..");
+    const line = /`\(function \(exports, require, module, __filename, __dirname\) \{ \$\{[^}]+\}\\n\}\);`/;
+    const wrapperOf = (file: string) =>
+      line.exec(readFileSync(join(repo, file), "utf8"))?.[0]?.replace(/\$\{[^}]+\}/, "${}");
+    const reference = wrapperOf("shim/code-cache.cjs");
+    assert.ok(reference, "code-cache.cjs has the wrapper");
+    assert.equal(wrapperOf("bin/azkeep.js"), reference);
+    assert.equal(wrapperOf("shim/az"), reference);
+  });
+
+  it("the build made code caches that V8 accepts", async () => {
+    const vm = await import("node:vm");
+    const repo = join(SHIM_DIR, "..");
+    for (const bundle of ["dist/cli/fast.cjs", "dist/shim/az.cjs"]) {
+      const file = join(repo, bundle);
+      const source = `(function (exports, require, module, __filename, __dirname) { ${readFileSync(file, "utf8")}\n});`;
+      const script = new vm.Script(source, {
+        filename: file,
+        cachedData: readFileSync(file.replace(/\.cjs$/, ".v8cache")),
+      });
+      assert.equal(script.cachedDataRejected, false, bundle);
+    }
+  });
+});
