@@ -24,6 +24,7 @@ const RESOURCE_TYPE_CHOICES = ["oss-rdbms", "arm", "aad-graph", "ms-graph", "bat
 export function registerGetAccessToken(account: Command, lazy: Lazy): void {
   account
     .command("get-access-token")
+    .summary("get a token for a resource (cached while more than 5 minutes remain)")
     .description(
       "get a token for a resource, from the cache while more than 5 minutes remain (otherwise refreshed).\n" +
         "Output as az: accessToken, expiresOn (local time), expires_on (epoch seconds), subscription, tenant, tokenType.",

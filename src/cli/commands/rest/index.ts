@@ -6,6 +6,7 @@ const METHODS = ["delete", "get", "head", "options", "patch", "post", "put"];
 export const register: RegisterGroup = (program, lazy) => {
   program
     .command("rest")
+    .summary("an HTTP request with a token for the URL's audience, as az rest")
     .description(
       "send an HTTP request with a token for the URL's audience, as `az rest` (ARM, Microsoft Graph, or --resource).\n" +
         "A token for a well-known audience is never sent to a host outside that audience.",

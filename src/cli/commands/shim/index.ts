@@ -6,6 +6,7 @@ export const register: RegisterGroup = (program, lazy) => {
     .description("an `az` command for Terraform, Pulumi and the Azure SDKs that answers from azkeep");
   group
     .command("path")
+    .summary("print the folder of the az shim, for PATH")
     .description(
       "print the folder holding azkeep's `az` shim, to put first on PATH.\n" +
         "The shim answers az version, az account show|list|get-access-token; other az commands go to the real az.",

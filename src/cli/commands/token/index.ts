@@ -4,6 +4,7 @@ export const register: RegisterGroup = (program, lazy) => {
   const group = program.command("token").description("work with tokens locally");
   group
     .command("decode")
+    .summary("decode a JWT locally: header, claims, expiry")
     .description(
       "decode a JWT locally (header, claims, expiry) — it is never sent anywhere.\n" +
         "Pipe the token in, so it stays out of the process list and shell history.",
