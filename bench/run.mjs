@@ -5,8 +5,17 @@ import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const dir = fileURLToPath(new URL("./", import.meta.url));
-const only = process.argv.slice(2).filter((a) => !a.startsWith("-"));
-const passThrough = process.argv.slice(2).filter((a) => a.startsWith("-"));
+// `npm run bench -- [names…] [--flag value…]`: names pick benchmarks, flags go to each of them.
+const only = [];
+const passThrough = [];
+const args = process.argv.slice(2);
+for (let i = 0; i < args.length; i++) {
+  const a = args[i];
+  if (a.startsWith("-")) {
+    passThrough.push(a);
+    if (args[i + 1] !== undefined && !args[i + 1].startsWith("-")) passThrough.push(args[++i]);
+  } else only.push(a);
+}
 const benches = readdirSync(dir)
   .filter((f) => f.endsWith(".mjs") && f !== "run.mjs")
   .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
