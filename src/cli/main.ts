@@ -14,6 +14,7 @@ import { EXIT, exitCodeFor } from "./exit-codes.js";
 import {
   OUTPUT_FORMATS,
   applyQuery,
+  checkQuery,
   formatOutput,
   isOutputFormat,
   type OutputFormat,
@@ -119,6 +120,7 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
       const g = program.opts<{ output: string; query?: string; debug?: boolean; onlyShowErrors?: boolean }>();
       globals.output = isOutputFormat(g.output) ? g.output : "json";
       globals.query = g.query;
+      if (g.query !== undefined) await checkQuery(g.query);
       const mod = await load();
       const cmdIO: CommandIO = {
         ctx: getCtx(),

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { normalizeArgv } from "../../src/cli/main.js";
 import { redact } from "../../src/core/redact.js";
-import { runCli } from "../helpers/cli.js";
+import { runCli, tempHome } from "../helpers/cli.js";
 
 describe("command-line frame", () => {
   it("-o=json becomes -o json (Terraform's form)", () => {
@@ -59,5 +59,24 @@ describe("redaction", () => {
   it("leaves ordinary text alone", () => {
     const s = "GET https://management.azure.com/subscriptions?api-version=2022-12-01 200";
     assert.equal(redact(s), s);
+  });
+});
+
+describe("--query errors", () => {
+  for (const q of ["[?", "{a:", "foo..bar"]) {
+    it(`a query that does not parse (${q}) is a usage error before the command runs`, async () => {
+      using home = tempHome();
+      const r = await runCli(["cloud", "list", "--query", q], { env: home.env });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /^ERROR: argument --query: invalid jmespath_type value/);
+      assert.doesNotMatch(r.stderr, /bug in azkeep/);
+      assert.equal(r.stdout, "");
+    });
+  }
+  it("a function on the real result still works", async () => {
+    using home = tempHome();
+    const r = await runCli(["cloud", "list", "--query", "length(@)"], { env: home.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(Number(r.stdout.trim()) >= 3);
   });
 });

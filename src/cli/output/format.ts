@@ -3,6 +3,7 @@
  * with sorted keys, `tsv` puts a dict's values in sorted-key order on one line, lists one line
  * per element, nested dicts as empty strings and nested lists as their length.
  */
+import { UsageError } from "../../core/errors.js";
 
 export const OUTPUT_FORMATS = ["json", "jsonc", "tsv", "table", "yaml", "yamlc", "none"] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -143,8 +144,35 @@ export async function formatOutput(
   }
 }
 
-/** Applies a JMESPath `--query`; `jmespath` is imported only when a query is given. */
+/**
+ * Applies a JMESPath `--query`; `jmespath` is imported only when a query is given. A query that
+ * does not parse, or fails on the result, is a usage error (exit 2), as in az.
+ */
 export async function applyQuery(value: unknown, query: string): Promise<unknown> {
   const { default: jmespath } = await import("jmespath");
-  return jmespath.search(value as Parameters<typeof jmespath.search>[0], query) as unknown;
+  try {
+    return jmespath.search(value as Parameters<typeof jmespath.search>[0], query) as unknown;
+  } catch (e) {
+    throw invalidQuery(query, e);
+  }
+}
+
+/** Parses `query` without running it, so a bad `--query` fails before the command acts. */
+export async function checkQuery(query: string): Promise<void> {
+  const { default: jmespath } = await import("jmespath");
+  try {
+    // Searching `null` parses the whole expression; functions on null simply yield null.
+    jmespath.search(null, query);
+  } catch (e) {
+    // A function given null (e.g. `length(@)`) is fine here: the real result is not null.
+    if (!(e instanceof Error && /expected argument \d+ to be type/.test(e.message)))
+      throw invalidQuery(query, e);
+  }
+}
+
+function invalidQuery(query: string, e: unknown): UsageError {
+  const why = e instanceof Error ? e.message : String(e);
+  return new UsageError(`argument --query: invalid jmespath_type value: '${query}' (${why})`, {
+    hint: "See https://jmespath.org for the query syntax.",
+  });
 }
