@@ -9,10 +9,10 @@ import { createNodeContext, type Context } from "../core/context.js";
 import { AzkeepError } from "../core/errors.js";
 import { redact } from "../core/redact.js";
 import type { ResourceType } from "../core/clouds.js";
-import type { SubscriptionEntry } from "../core/profile/types.js";
 import { EXIT, exitCodeFor } from "../cli/exit-codes.js";
 import { applyQuery, formatOutput, isOutputFormat, type OutputFormat } from "../cli/output/format.js";
-import { findSubscription } from "../core/tokens/account.js";
+import { findSubscription } from "../core/profile/accounts.js";
+import { listAccounts } from "../core/profile/ops.js";
 import { openTokenDeps } from "../core/tokens/deps.js";
 import { getAccessToken } from "../core/tokens/get-access-token.js";
 import { ShimUsageError, type ParsedShimArgs } from "./argv.js";
@@ -62,18 +62,14 @@ async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO): Promise<unkno
       claimsChallenge: str(p.options.claimsChallenge),
     });
   }
-  const profile = await deps.store.readProfile();
+  const [profile, activeCloud] = await Promise.all([deps.store.readProfile(), deps.activeCloud()]);
   if (p.command === "account show") {
-    return findSubscription(profile, str(p.options.subscription));
+    return findSubscription(profile, activeCloud, str(p.options.subscription));
   }
-  // account list: az shows Enabled subscriptions unless --all, with `cloudName`.
-  const all = p.options.all === true;
-  return profile.subscriptions
-    .filter((s) => all || s.state === "Enabled")
-    .map((s: SubscriptionEntry) => {
-      const { environmentName, ...rest } = s;
-      return { cloudName: environmentName, ...rest };
-    });
+  return listAccounts(ctx, profile.subscriptions, {
+    activeCloud,
+    ...(p.options.all === true ? { all: true } : {}),
+  });
 }
 
 /** The frame's error text (`src/cli/main.ts`), plus, for the shim, words callers look for. */

@@ -232,6 +232,49 @@ describe("token policy: accounts", () => {
       },
     );
   });
+  it("only the active cloud's accounts are used, as az and `account show` do", async () => {
+    const china = sub({ id: "cccccccc-0000-0000-0000-000000000001", environmentName: "AzureChinaCloud" });
+    const profile = { subscriptions: [sub({ isDefault: false }), { ...china, isDefault: true }] };
+    const { ctx, deps } = setup({ profile, secrets: (n) => userSecrets(n, 3600) });
+    // The one default is in another cloud: AzureCloud has none.
+    await assert.rejects(acquireToken(ctx, deps, { scopes: [ARM] }), /No subscription found/);
+    // Named by id: found in the active cloud only.
+    assert.equal((await acquireToken(ctx, deps, { scopes: [ARM], subscription: SUB })).source, "cache");
+    await assert.rejects(
+      acquireToken(ctx, deps, { scopes: [ARM], subscription: china.id }),
+      /Subscription 'cccccccc-0000-0000-0000-000000000001' not found/,
+    );
+    // Only the China cloud active: its account, whose cloud has no sign-in here.
+    await assert.rejects(
+      acquireToken(ctx, { ...deps, activeCloud: () => "AzureChinaCloud" }, { scopes: [ARM] }),
+      AuthenticationRequiredError,
+    );
+  });
+  it("a name two identities reach is one subscription; two subscriptions of one name are refused", async () => {
+    const sp = sub({ user: { name: "app-id", type: "servicePrincipal" }, isDefault: false });
+    const { ctx, deps } = setup({
+      profile: { subscriptions: [sp, sub()] },
+      secrets: (n) => userSecrets(n, 3600),
+    });
+    // The default identity (alice) wins over the newer service principal.
+    const r = await acquireToken(ctx, deps, { scopes: [ARM], subscription: "contoso dev" });
+    assert.equal(r.source, "cache");
+    const twins = {
+      subscriptions: [sub(), sub({ id: "bbbbbbbb-0000-0000-0000-000000000009", isDefault: false })],
+    };
+    const t = setup({ profile: twins });
+    await assert.rejects(
+      acquireToken(t.ctx, t.deps, { scopes: [ARM], subscription: "Contoso Dev" }),
+      (e: Error) => {
+        assert.match(
+          e.message,
+          /^Multiple subscriptions with the name 'Contoso Dev' found\. Specify the subscription ID\.$/,
+        );
+        assert.equal((e as Error & { code?: string }).code, "not_found", "exit 1, as az");
+        return true;
+      },
+    );
+  });
   it("no accounts → sign in", async () => {
     const { ctx, deps } = setup({ profile: { subscriptions: [] } });
     await assert.rejects(acquireToken(ctx, deps, { scopes: [ARM] }), AuthenticationRequiredError);

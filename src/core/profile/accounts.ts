@@ -8,7 +8,7 @@
  * silently does). The newest sign-in's entries come first, and when a subscription is named
  * that several identities can reach, the default identity wins, then the newest.
  */
-import { AzkeepError } from "../errors.js";
+import { AuthenticationRequiredError, AzkeepError } from "../errors.js";
 import {
   TENANT_LEVEL_ACCOUNT_NAME,
   type Profile,
@@ -55,39 +55,83 @@ export function defaultEntry(profile: Profile, cloud: string): SubscriptionEntry
   return profile.subscriptions.find((e) => e.environmentName === cloud && e.isDefault);
 }
 
+/** Callers (JS 4.14 execFile) may pass `"My Sub"` with literal quotes; az-shell users too. */
+export function unquote(value: string): string {
+  const v = value.trim();
+  if (v.length >= 2 && ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'"))))
+    return v.slice(1, -1);
+  return v;
+}
+
 /**
- * Finds a subscription by id or name, case-insensitively, in `cloud` (az's lookup). When
- * several identities reach it, `username` picks one; else the default identity, else the newest.
+ * The entry of subscription `idOrName` (id, else name; case-insensitive; literal quotes
+ * dropped) in `cloud`, or undefined when none matches. When several identities reach it,
+ * `username` picks one; else the default identity, else the newest sign-in. A name that
+ * stands for several subscriptions is an error (az: "Specify the subscription ID").
  */
-export function findSubscription(
+export function lookupSubscription(
   profile: Profile,
   cloud: string,
   idOrName: string,
   username?: string,
-): SubscriptionEntry {
-  const key = idOrName.toLowerCase();
+): SubscriptionEntry | undefined {
+  const wanted = unquote(idOrName);
+  const key = wanted.toLowerCase();
   const inCloud = profile.subscriptions.filter((e) => e.environmentName === cloud);
   let matches = inCloud.filter((e) => e.id.toLowerCase() === key);
   if (matches.length === 0) {
     matches = inCloud.filter((e) => e.name.toLowerCase() === key && e.name !== TENANT_LEVEL_ACCOUNT_NAME);
-    const ids = new Set(matches.map((e) => e.id));
-    if (ids.size > 1) {
+    if (new Set(matches.map((e) => e.id)).size > 1) {
       throw new AzkeepError(
-        "usage",
-        `Multiple subscriptions with the name '${idOrName}' found. Specify the subscription ID.`,
-        {
-          hint: "Run `azkeep account list -o table` to see the IDs.",
-        },
+        "not_found",
+        `Multiple subscriptions with the name '${wanted}' found. Specify the subscription ID.`,
+        { hint: "Run `azkeep account list -o table` to see the subscription IDs." },
       );
     }
   }
   if (username) matches = matches.filter((e) => e.user.name.toLowerCase() === username.toLowerCase());
   const current = defaultEntry(profile, cloud);
-  const pick = (current && matches.find((e) => sameUser(e.user, current.user))) ?? matches[0];
+  return (current && matches.find((e) => sameUser(e.user, current.user))) ?? matches[0];
+}
+
+/**
+ * The account a command is for, with az's messages (reference §2.3–2.4: `get_subscription`):
+ * the subscription named, else the default one — in `cloud` only, the active cloud, as az does
+ * for `account show` and `get-access-token` alike, so both (and the `az` shim) always agree on
+ * which account is current. Kept free of heavy imports: get-access-token's hot path calls it.
+ */
+export function findSubscription(
+  profile: Profile,
+  cloud: string,
+  subscription?: string,
+  username?: string,
+): SubscriptionEntry {
+  if (!profile.subscriptions.some((e) => e.environmentName === cloud)) {
+    const elsewhere = profile.subscriptions.length > 0;
+    throw new AuthenticationRequiredError("Please run 'azkeep login' to setup account.", {
+      hint: elsewhere
+        ? `Run \`azkeep login\` to sign in to cloud '${cloud}', or \`azkeep cloud set --name <cloud>\` to use the accounts of another cloud.`
+        : "Run `azkeep login` to sign in.",
+    });
+  }
+  if (subscription === undefined || subscription === "") {
+    const def = defaultEntry(profile, cloud);
+    if (!def) {
+      throw new AzkeepError(
+        "not_found",
+        "No subscription found. Run 'azkeep account set' to select a subscription.",
+        {
+          hint: "Run `azkeep account list` to see your subscriptions, then `azkeep account set --subscription <id>`.",
+        },
+      );
+    }
+    return def;
+  }
+  const pick = lookupSubscription(profile, cloud, subscription, username);
   if (!pick) {
     throw new AzkeepError(
       "not_found",
-      `Subscription '${idOrName}' not found. Check the spelling and casing and try again.`,
+      `Subscription '${unquote(subscription)}' not found. Check the spelling and casing and try again.`,
       {
         hint: `Run \`azkeep account list --all\` to see the subscriptions you can use in cloud '${cloud}'${username ? ` as ${username}` : ""}.`,
       },

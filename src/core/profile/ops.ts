@@ -4,9 +4,16 @@
  * store, not only profile entries.
  */
 import type { Context } from "../context.js";
-import { AzkeepError } from "../errors.js";
+import { AuthenticationRequiredError, AzkeepError } from "../errors.js";
 import type { Store } from "../store/types.js";
-import { defaultEntry, findSubscription, removeUser, setDefault, withCloudName } from "./accounts.js";
+import {
+  defaultEntry,
+  findSubscription,
+  lookupSubscription,
+  removeUser,
+  setDefault,
+  withCloudName,
+} from "./accounts.js";
 import type { SubscriptionEntry } from "./types.js";
 
 export function listAccounts(
@@ -34,23 +41,7 @@ export function showAccount(
   subscriptions: SubscriptionEntry[],
   opts: { subscription?: string; activeCloud: string },
 ): SubscriptionEntry {
-  if (subscriptions.length === 0) {
-    throw new AzkeepError("auth_required", "Please run 'azkeep login' to setup account.", {
-      hint: "Run `azkeep login` to sign in.",
-    });
-  }
-  if (opts.subscription) return findSubscription({ subscriptions }, opts.activeCloud, opts.subscription);
-  const def = defaultEntry({ subscriptions }, opts.activeCloud);
-  if (!def) {
-    throw new AzkeepError(
-      "not_found",
-      "No subscription found. Run 'azkeep account set' to select a subscription.",
-      {
-        hint: "Run `azkeep account list` to see your subscriptions, then `azkeep account set --subscription <id>`.",
-      },
-    );
-  }
-  return def;
+  return findSubscription({ subscriptions }, opts.activeCloud, opts.subscription);
 }
 
 /** az `account set -s X`: id or name, case-insensitive, in the active cloud. */
@@ -60,24 +51,19 @@ export async function setAccount(
 ): Promise<SubscriptionEntry> {
   return store.update((state) => {
     if (state.profile.subscriptions.length === 0) {
-      throw new AzkeepError("auth_required", "Please run 'azkeep login' to setup account.", {
+      throw new AuthenticationRequiredError("Please run 'azkeep login' to setup account.", {
         hint: "Run `azkeep login` to sign in.",
       });
     }
-    let entry: SubscriptionEntry;
-    try {
-      entry = findSubscription(state.profile, opts.activeCloud, opts.subscription, opts.username);
-    } catch (e) {
-      if (e instanceof AzkeepError && e.code === "not_found") {
-        throw new AzkeepError(
-          "not_found",
-          `The subscription of '${opts.subscription.toLowerCase()}' doesn't exist in cloud '${opts.activeCloud}'.`,
-          {
-            hint: "Run `azkeep account list --all` to see your subscriptions, or `azkeep login` to sign in to another tenant.",
-          },
-        );
-      }
-      throw e;
+    const entry = lookupSubscription(state.profile, opts.activeCloud, opts.subscription, opts.username);
+    if (!entry) {
+      throw new AzkeepError(
+        "not_found",
+        `The subscription of '${opts.subscription.toLowerCase()}' doesn't exist in cloud '${opts.activeCloud}'.`,
+        {
+          hint: "Run `azkeep account list --all` to see your subscriptions, or `azkeep login` to sign in to another tenant.",
+        },
+      );
     }
     setDefault(state.profile, entry);
     return entry;

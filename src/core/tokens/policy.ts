@@ -20,18 +20,20 @@
  *
  * A claims challenge skips the cache, as MSAL does.
  */
-import { BUILTIN_CLOUDS, RESOURCE_TYPES, resourceToScope, type Cloud, type ResourceType } from "../clouds.js";
+import {
+  BUILTIN_CLOUDS,
+  DEFAULT_CLOUD,
+  RESOURCE_TYPES,
+  resourceToScope,
+  type Cloud,
+  type ResourceType,
+} from "../clouds.js";
 import type { Context } from "../context.js";
 import { AuthenticationRequiredError, AzkeepError, NetworkError } from "../errors.js";
+import { findSubscription, unquote } from "../profile/accounts.js";
 import type { SubscriptionEntry } from "../profile/types.js";
 import type { AccessTokenEntry, Secrets, ServicePrincipalEntry, Store } from "../store/types.js";
-import {
-  findSubscription,
-  identityKind,
-  managedIdentitySelector,
-  unquote,
-  type ManagedIdentitySelector,
-} from "./account.js";
+import { identityKind, managedIdentitySelector, type ManagedIdentitySelector } from "./account.js";
 import {
   findAccessToken,
   findRefreshToken,
@@ -123,6 +125,8 @@ export interface PolicyDeps {
   source?: TokenSource;
   /** Cloud by name (`environmentName`); default: the built-in clouds. */
   resolveCloud?: (name: string) => Cloud | Promise<Cloud>;
+  /** The active cloud's name: requests use its accounts only (as az); default `AzureCloud`. */
+  activeCloud?: () => string | Promise<string>;
   retry?: RetryPolicy;
   fallbackRetry?: RetryPolicy;
   /** Remembers recent failures across processes; default: a file in the runtime folder. */
@@ -277,8 +281,12 @@ export async function acquireToken(
   request: TokenRequest,
 ): Promise<TokenResponse> {
   const { store } = deps;
-  const [profile, secrets] = await Promise.all([store.readProfile(), store.readSecrets()]);
-  const account = findSubscription(profile, request.subscription);
+  const [profile, secrets, activeCloud] = await Promise.all([
+    store.readProfile(),
+    store.readSecrets(),
+    deps.activeCloud?.() ?? DEFAULT_CLOUD,
+  ]);
+  const account = findSubscription(profile, activeCloud, request.subscription);
   const resolveCloud = deps.resolveCloud ?? builtinCloud;
   const cloud = await resolveCloud(account.environmentName);
   const req: ScopedRequest = { ...request, scopes: requestScopes(cloud, request) };

@@ -14,8 +14,8 @@ import { readFile } from "node:fs/promises";
 import type { Cloud } from "../clouds.js";
 import type { Context } from "../context.js";
 import { AzkeepError, NetworkError } from "../errors.js";
+import { findSubscription } from "../profile/accounts.js";
 import { redact } from "../redact.js";
-import { findSubscription } from "./account.js";
 import { acquireToken, type PolicyDeps } from "./policy.js";
 
 export const REST_METHODS = ["delete", "get", "head", "options", "patch", "post", "put"] as const;
@@ -220,10 +220,12 @@ export async function rest(
   options: RestOptions,
 ): Promise<RestResult> {
   const { cloud, store } = deps;
+  // `cloud`'s default account: the subscription of `{subscriptionId}`, and the token's identity.
+  const tokenDeps: PolicyDeps = { ...deps, activeCloud: () => cloud.name };
   let profile: Awaited<ReturnType<typeof store.readProfile>> | undefined;
   const defaultSubscription = async () => {
     profile ??= await store.readProfile();
-    return findSubscription(profile, undefined).id;
+    return findSubscription(profile, cloud.name).id;
   };
   const subId = options.url.includes("{subscriptionId}") ? await defaultSubscription() : "";
   let url = resolveUrl(options.url, cloud, () => subId);
@@ -243,7 +245,7 @@ export async function rest(
   if (!options.skipAuthorizationHeader && !lower.has("authorization")) {
     const choice = chooseAudience(url, cloud, options.resource);
     if (choice) {
-      const t = await acquireToken(ctx, deps, { resource: choice.resource });
+      const t = await acquireToken(ctx, tokenDeps, { resource: choice.resource });
       authorization = `${t.tokenType || "Bearer"} ${t.accessToken}`;
       audience = choice.audience;
     } else {

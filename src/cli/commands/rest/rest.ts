@@ -23,7 +23,7 @@ export const run: CommandRun<RestFlags> = async (flags, io) => {
     import("../../../core/tokens/deps.js"),
   ]);
   const deps = await openTokenDeps(io.ctx, io.signal);
-  const cloud = await cloudForRest(io.ctx, deps);
+  const cloud = await cloudForRest(io.ctx);
   const result = await rest(
     io.ctx,
     { ...deps, cloud },
