@@ -6,11 +6,11 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { createNodeContext, type Context } from "../core/context.js";
-import { AzkeepError } from "../core/errors.js";
 import { redact } from "../core/redact.js";
 import type { CommandIO, CommandResult, GlobalOptions, Lazy } from "./command.js";
 import { registerAll } from "./commands/index.js";
-import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { errorText } from "./error-text.js";
+import { EXIT } from "./exit-codes.js";
 import {
   OUTPUT_FORMATS,
   applyQuery,
@@ -52,22 +52,6 @@ function preScan(argv: readonly string[], env: Record<string, string | undefined
     debug: before.includes("--debug"),
     onlyShowErrors: before.includes("--only-show-errors"),
   };
-}
-
-function errorText(e: unknown, debug: boolean): { text: string; code: number } {
-  if (e instanceof AzkeepError) {
-    let text = `ERROR: ${redact(e.message)}\n`;
-    if (e.hint) text += `${redact(e.hint)}\n`;
-    if (debug && e.cause instanceof Error)
-      text += `DEBUG: caused by: ${redact(e.cause.stack ?? e.cause.message)}\n`;
-    return { text, code: exitCodeFor(e.code) };
-  }
-  const message = e instanceof Error ? e.message : String(e);
-  let text = `ERROR: ${redact(message)}\n`;
-  text +=
-    "This is a bug in azkeep. Run the command again with --debug and report the output (it is redacted).\n";
-  if (debug && e instanceof Error && e.stack) text += `DEBUG: ${redact(e.stack)}\n`;
-  return { text, code: EXIT.error };
 }
 
 export async function run(argv: readonly string[], io: RunIO): Promise<number> {
@@ -165,11 +149,7 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
       );
       return EXIT.usage;
     }
-    if (e instanceof Error && e.name === "AbortError") {
-      io.stderr("ERROR: Interrupted.\n");
-      return EXIT.interrupted;
-    }
-    const { text, code } = errorText(e, globals.debug);
+    const { text, code } = errorText(e, { debug: globals.debug });
     io.stderr(text);
     return code;
   }

@@ -6,10 +6,9 @@
  */
 import { writeSync } from "node:fs";
 import { createNodeContext, type Context } from "../core/context.js";
-import { AzkeepError } from "../core/errors.js";
-import { redact } from "../core/redact.js";
 import type { ResourceType } from "../core/clouds.js";
-import { EXIT, exitCodeFor } from "../cli/exit-codes.js";
+import { errorText as commandErrorText } from "../cli/error-text.js";
+import { EXIT } from "../cli/exit-codes.js";
 import { applyQuery, formatOutput, isOutputFormat, type OutputFormat } from "../cli/output/format.js";
 import { findSubscription } from "../core/profile/accounts.js";
 import { listAccounts } from "../core/profile/ops.js";
@@ -72,31 +71,20 @@ async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO): Promise<unkno
   });
 }
 
-/** The frame's error text (`src/cli/main.ts`), plus, for the shim, words callers look for. */
+/** The frame's error text (`cli/error-text.ts`), plus, for the shim, words callers look for. */
 export function errorText(e: unknown, mode: Mode, debug: boolean): { text: string; code: number } {
   if (e instanceof ShimUsageError) return { text: `ERROR: ${e.message}\n`, code: EXIT.usage };
-  if (e instanceof Error && e.name === "AbortError")
-    return { text: "ERROR: Interrupted.\n", code: EXIT.interrupted };
-  if (e instanceof AzkeepError) {
-    let text = `ERROR: ${redact(e.message)}\n`;
-    if (e.hint) text += `${redact(e.hint)}\n`;
+  if (mode === "azkeep") return commandErrorText(e, { debug });
+  return commandErrorText(e, {
+    debug,
     // Not signed in at all: say so in the words callers look for (JS and Python treat stderr
     // containing "az login" without "AADSTS" as "not signed in": try the next credential).
-    if (mode === "az" && e.code === "auth_required" && !/AADSTS/.test(e.message)) {
-      text += "This az is azkeep's shim: sign in with `azkeep login` (not az login).\n";
-    }
-    if (debug && e.cause instanceof Error)
-      text += `DEBUG: caused by: ${redact(e.cause.stack ?? e.cause.message)}\n`;
-    return { text, code: exitCodeFor(e.code) };
-  }
-  const message = e instanceof Error ? e.message : String(e);
-  let text = `ERROR: ${redact(message)}\n`;
-  text +=
-    mode === "az"
-      ? "This is a bug in azkeep's az shim; run the command again with --debug and report the output.\n"
-      : "This is a bug in azkeep. Run the command again with --debug and report the output (it is redacted).\n";
-  if (debug && e instanceof Error && e.stack) text += `DEBUG: ${redact(e.stack)}\n`;
-  return { text, code: EXIT.error };
+    extra: (err) =>
+      err.code === "auth_required" && !/AADSTS/.test(err.message)
+        ? "This az is azkeep's shim: sign in with `azkeep login` (not az login)."
+        : undefined,
+    bugReport: "This is a bug in azkeep's az shim; run the command again with --debug and report the output.",
+  });
 }
 
 /** Answers `p`; resolves the exit code. */
