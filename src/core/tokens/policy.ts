@@ -29,6 +29,7 @@ import {
   type ResourceType,
 } from "../clouds.js";
 import type { Context } from "../context.js";
+import type { TokenResult } from "../flows/token.js";
 import { AuthenticationRequiredError, AzkeepError, NetworkError } from "../errors.js";
 import { findSubscription, unquote } from "../profile/accounts.js";
 import type { SubscriptionEntry } from "../profile/types.js";
@@ -46,17 +47,11 @@ import {
 import type { FailureMemo } from "./memo.js";
 import { DEFAULT_RETRY, FALLBACK_RETRY, withRetries, type RetryPolicy } from "./retry.js";
 
-/** What a token source answers (the shape of `core/flows/token.ts`'s `TokenResult`). */
-export interface Grant {
-  accessToken: string;
-  tokenType: string;
-  /** Epoch seconds. */
-  expiresOn: number;
-  refreshOn?: number;
-  refreshToken?: string;
-  scope: string;
-  tenantId: string;
-}
+/** What a token source answers: the part of `core/flows/token.ts`'s `TokenResult` the policy uses. */
+export type Grant = Pick<
+  TokenResult,
+  "accessToken" | "tokenType" | "expiresOn" | "refreshOn" | "refreshToken" | "scope" | "tenantId"
+>;
 
 /**
  * Where tokens come from: one request each, no retries (the policy retries). The default is
