@@ -9,89 +9,37 @@
 // each run is timed with os.wait4 (wall, user+sys CPU, peak RSS of exactly that process),
 // runs are interleaved round-robin so machine noise hits all equally, and medians are
 // reported. Usage: `npm run bench` or `node bench/get-access-token.mjs [--runs N] [--json FILE]`.
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import {
+  ALICE,
+  BIN,
+  REPO,
+  SHIM_DIR,
+  azSetup,
+  azkeepStoreEnv,
+  baseEnv,
+  commandPath,
+  hasCommand,
+  measure,
+  median,
+  must,
+  option,
+  run,
+} from "./lib.mjs";
 
-const REPO = fileURLToPath(new URL("../", import.meta.url));
-const BIN = join(REPO, "bin", "azkeep.js");
-const SHIM_DIR = join(REPO, "shim");
-const ALICE = { upn: "alice@contoso.onmicrosoft.com", password: "alice-Passw0rd!" };
-
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
-};
-const RUNS = Number(opt("--runs", "21"));
-const JSON_OUT = opt("--json", undefined);
-
-function run(cmd, argv, env, input) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { env, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
-}
-
-function must(r, what) {
-  if (r.code !== 0) throw new Error(`${what} failed (${r.code}): ${r.stderr}`);
-  return r;
-}
-
-const hasAz = spawnSync("sh", ["-c", "command -v az"], { stdio: "ignore" }).status === 0;
-
-// The measuring loop, in Python for os.wait4: per-process rusage (CPU, peak RSS) without a
-// wrapper process in between, and microsecond timers.
-const MEASURE = String.raw`
-import json, os, sys, time
-spec = json.load(sys.stdin)
-devnull = os.open(os.devnull, os.O_RDWR)
-out = {c["key"]: {"wall": [], "cpu": [], "rss": []} for c in spec["cmds"]}
-for _ in range(spec["runs"]):
-    for c in spec["cmds"]:
-        t0 = time.perf_counter()
-        pid = os.posix_spawnp(c["argv"][0], c["argv"], c["env"],
-            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)])
-        _, status, ru = os.wait4(pid, 0)
-        wall = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit("%s exited with %d" % (c["key"], os.waitstatus_to_exitcode(status)))
-        o = out[c["key"]]
-        o["wall"].append(wall * 1000); o["cpu"].append((ru.ru_utime + ru.ru_stime) * 1000); o["rss"].append(ru.ru_maxrss / 1024)
-json.dump(out, sys.stdout)
-`;
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+const RUNS = Number(option("--runs", "21"));
+const JSON_OUT = option("--json", undefined);
+const hasAz = hasCommand("az");
 
 async function main() {
   const { startEmulator } = await import(join(REPO, "dist", "lib", "emulator.js"));
   const root = mkdtempSync(join(tmpdir(), "azkeep-bench-"));
   const emu = await startEmulator({ dataDir: join(root, "emulator") });
   try {
-    const base = {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      HOME: root,
-      LANG: "C.UTF-8",
-      TZ: process.env.TZ ?? "UTC",
-    };
-    const storeEnv = {
-      AZKEEP_CONFIG_DIR: join(root, "azkeep"),
-      XDG_RUNTIME_DIR: join(root, "run"),
-      AZKEEP_STORE_PROVIDER: process.env.AZKEEP_STORE_PROVIDER ?? "insecure-file",
-      NO_COLOR: "1",
-    };
+    const base = baseEnv(root, process.env.TZ ?? "UTC");
+    const storeEnv = azkeepStoreEnv(root);
     // Signing in needs the emulator's proxy and CA; the cached path measured below does not.
     const azkeepEnv = { ...base, ...emu.env, ...storeEnv };
     must(
@@ -142,36 +90,14 @@ async function main() {
 
     let azVersion;
     if (hasAz) {
-      const azDir = join(root, "az");
-      mkdirSync(azDir, { recursive: true, mode: 0o700 });
       // As the interop tests do: a fresh versionCheck.json so az skips its update check.
-      writeFileSync(
-        join(azDir, "versionCheck.json"),
-        JSON.stringify({
-          versions: {
-            "azure-cli": { local: "2.45.0" },
-            core: { local: "2.45.0" },
-            telemetry: { local: "1.0.8" },
-          },
-          update_time: new Date().toISOString().replace("T", " ").replace("Z", "000"),
-        }),
-      );
-      const azEnv = {
-        ...base,
-        AZURE_CONFIG_DIR: azDir,
-        HTTPS_PROXY: emu.urls.proxy,
-        HTTP_PROXY: emu.urls.proxy,
-        REQUESTS_CA_BUNDLE: emu.caCertPath,
-        AZURE_CORE_COLLECT_TELEMETRY: "false",
-        AZURE_CORE_NO_COLOR: "true",
-        AZURE_CORE_SURVEY_MESSAGE: "false",
-      };
+      const { env: azEnv } = azSetup(root, base, emu);
       must(await run("az", ["login", "-u", ALICE.upn, "-p", ALICE.password], azEnv), "az login");
       must(await run("az", ["account", "get-access-token"], azEnv), "az get-access-token");
       azVersion = JSON.parse(must(await run("az", ["version", "-o", "json"], azEnv), "az version").stdout)[
         "azure-cli"
       ];
-      const azPath = spawnSync("sh", ["-c", "command -v az"], { encoding: "utf8" }).stdout.trim();
+      const azPath = commandPath("az");
       cmds.push({
         scenario: "az",
         name: `az account get-access-token (Azure CLI ${azVersion})`,
@@ -184,15 +110,8 @@ async function main() {
     for (const c of cmds) c.key = `${c.scenario}: ${c.name}`;
 
     // Warm-up round (page cache, pyc files), not counted.
-    const spec = { runs: RUNS, cmds };
-    spawnSync("python3", ["-c", MEASURE], { input: JSON.stringify({ ...spec, runs: 2 }), encoding: "utf8" });
-    const r = spawnSync("python3", ["-c", MEASURE], {
-      input: JSON.stringify(spec),
-      encoding: "utf8",
-      maxBuffer: 1 << 24,
-    });
-    if (r.status !== 0) throw new Error(`measuring failed: ${r.stderr}`);
-    const raw = JSON.parse(r.stdout);
+    await measure(2, cmds).catch(() => {});
+    const raw = await measure(RUNS, cmds);
 
     const rows = cmds.map((c) => ({
       scenario: c.scenario,

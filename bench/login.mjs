@@ -11,69 +11,37 @@
 // approved before either polls, so azkeep's one 1 s wait is subtracted ("approval excluded").
 // Each run is timed with os.wait4 (wall, CPU, peak RSS of exactly that process);
 // runs are interleaved and medians reported. Usage: `node bench/login.mjs [--runs N]`.
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import {
+  ALICE as ALICE_USER,
+  BIN,
+  REPO,
+  SP,
+  azSetup,
+  azkeepStoreEnv,
+  baseEnv,
+  commandPath,
+  hasCommand,
+  measure as measureRuns,
+  median,
+  option,
+} from "./lib.mjs";
 
-const REPO = fileURLToPath(new URL("../", import.meta.url));
-const BIN = join(REPO, "bin", "azkeep.js");
-const ALICE = "alice@contoso.onmicrosoft.com";
-const SP = {
-  clientId: "5e5e5e5e-0000-4000-8000-00000000c001",
-  secret: "azkeep-ci-secret-value",
-  tenant: "11111111-1111-1111-1111-111111111111",
-};
+const ALICE = ALICE_USER.upn;
 const INTERVAL_S = 1;
+const RUNS = Number(option("--runs", "5"));
 
-const args = process.argv.slice(2);
-const i = args.indexOf("--runs");
-const RUNS = i >= 0 ? Number(args[i + 1]) : 5;
-
-// One process, measured with os.wait4: prints {"wall","cpu","rss","code"} as JSON.
-const MEASURE = String.raw`
-import json, os, sys, time
-spec = json.load(sys.stdin)
-devnull = os.open(os.devnull, os.O_RDWR)
-t0 = time.perf_counter()
-pid = os.posix_spawnp(spec["argv"][0], spec["argv"], spec["env"],
-    file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)])
-_, status, ru = os.wait4(pid, 0)
-json.dump({"wall": (time.perf_counter() - t0) * 1000, "cpu": (ru.ru_utime + ru.ru_stime) * 1000,
-           "rss": ru.ru_maxrss / 1024, "code": os.waitstatus_to_exitcode(status)}, sys.stdout)
-`;
-
-function measure(argv, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn("python3", ["-c", MEASURE], { stdio: ["pipe", "pipe", "inherit"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.on("error", reject);
-    child.on("close", () => {
-      try {
-        const r = JSON.parse(out);
-        if (r.code !== 0) reject(new Error(`${argv.join(" ")} exited with ${r.code}`));
-        else resolve(r);
-      } catch (e) {
-        reject(e);
-      }
-    });
-    child.stdin.end(JSON.stringify({ argv, env }));
-  });
+/** One process, timed with os.wait4: resolves `{wall, cpu, rss}`. */
+async function measure(argv, env) {
+  const key = argv.join(" ");
+  const { [key]: r } = await measureRuns(1, [{ key, argv, env }]);
+  return { wall: r.wall[0], cpu: r.cpu[0], rss: r.rss[0] };
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
 async function main() {
-  const hasAz = spawnSync("sh", ["-c", "command -v az"], { stdio: "ignore" }).status === 0;
-  const azPath = hasAz
-    ? spawnSync("sh", ["-c", "command -v az"], { encoding: "utf8" }).stdout.trim()
-    : undefined;
+  const azPath = hasCommand("az") ? commandPath("az") : undefined;
   const { startEmulator } = await import(join(REPO, "dist", "lib", "emulator.js"));
   const root = mkdtempSync(join(tmpdir(), "azkeep-bench-login-"));
   const emu = await startEmulator({
@@ -94,39 +62,14 @@ async function main() {
     }
   })();
   try {
-    const base = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: root, LANG: "C.UTF-8", TZ: "UTC" };
+    const base = baseEnv(root);
     const azkeepEnv = {
       ...base,
       ...emu.env,
-      AZKEEP_CONFIG_DIR: join(root, "azkeep"),
-      XDG_RUNTIME_DIR: join(root, "run"),
-      AZKEEP_STORE_PROVIDER: process.env.AZKEEP_STORE_PROVIDER ?? "insecure-file",
+      ...azkeepStoreEnv(root),
       AZKEEP_CLIENT_SECRET: SP.secret,
-      NO_COLOR: "1",
     };
-    const azDir = join(root, "az");
-    mkdirSync(azDir, { recursive: true, mode: 0o700 });
-    writeFileSync(
-      join(azDir, "versionCheck.json"),
-      JSON.stringify({
-        versions: {
-          "azure-cli": { local: "2.45.0" },
-          core: { local: "2.45.0" },
-          telemetry: { local: "1.0.8" },
-        },
-        update_time: new Date().toISOString().replace("T", " ").replace("Z", "000"),
-      }),
-    );
-    const azEnv = {
-      ...base,
-      AZURE_CONFIG_DIR: azDir,
-      HTTPS_PROXY: emu.urls.proxy,
-      HTTP_PROXY: emu.urls.proxy,
-      REQUESTS_CA_BUNDLE: emu.caCertPath,
-      AZURE_CORE_COLLECT_TELEMETRY: "false",
-      AZURE_CORE_NO_COLOR: "true",
-      AZURE_CORE_SURVEY_MESSAGE: "false",
-    };
+    const { env: azEnv } = azSetup(root, base, emu);
     const cases = [
       {
         name: "azkeep login --service-principal",

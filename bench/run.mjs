@@ -17,7 +17,7 @@ for (let i = 0; i < args.length; i++) {
   } else only.push(a);
 }
 const benches = readdirSync(dir)
-  .filter((f) => f.endsWith(".mjs") && f !== "run.mjs")
+  .filter((f) => f.endsWith(".mjs") && f !== "run.mjs" && f !== "lib.mjs")
   .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
   .sort();
 let failed = 0;

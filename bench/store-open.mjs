@@ -9,21 +9,13 @@
 // each probe with in-process timers to split the cost into phases.
 //
 // Usage: `node bench/store-open.mjs [--runs N] [--json FILE]` (or `npm run bench store-open`).
-import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { MEASURE, REPO, hasCommand as has, median, option, run } from "./lib.mjs";
 
-const REPO = fileURLToPath(new URL("../", import.meta.url));
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
-};
-const RUNS = Number(opt("--runs", "21"));
-const JSON_OUT = opt("--json", undefined);
-const has = (cmd) => spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
+const RUNS = Number(option("--runs", "21"));
+const JSON_OUT = option("--json", undefined);
 
 // The probe: what `get-access-token` does with the store for a cached token.
 const PROBE = `
@@ -77,47 +69,6 @@ const rec = (await readConfig(ctx)).store?.key;
 if (rec) await (await loadProvider(rec.provider, { ctx, configDir: dir, options: {} })).deleteKey(rec);
 `;
 
-const MEASURE = String.raw`
-import json, os, sys, time
-spec = json.load(sys.stdin)
-devnull = os.open(os.devnull, os.O_RDWR)
-out = {c["name"]: {"wall": [], "cpu": [], "rss": []} for c in spec["cmds"]}
-for c in spec["cmds"]:
-    if "DBUS_SESSION_BUS_ADDRESS" in os.environ:
-        c["env"]["DBUS_SESSION_BUS_ADDRESS"] = os.environ["DBUS_SESSION_BUS_ADDRESS"]
-for _ in range(spec["runs"]):
-    for c in spec["cmds"]:
-        t0 = time.perf_counter()
-        pid = os.posix_spawnp(c["argv"][0], c["argv"], c["env"],
-            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)])
-        _, status, ru = os.wait4(pid, 0)
-        wall = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit("%s exited with %d" % (c["name"], os.waitstatus_to_exitcode(status)))
-        o = out[c["name"]]
-        o["wall"].append(wall * 1000); o["cpu"].append((ru.ru_utime + ru.ru_stime) * 1000); o["rss"].append(ru.ru_maxrss / 1024)
-json.dump(out, sys.stdout)
-`;
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function run(cmd, argv, env, input) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { env, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
-}
-
 const PKG = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8"));
 
 async function bundle(dir, name, source) {
@@ -159,12 +110,12 @@ async function main() {
       AZKEEP_PASSPHRASE: "benchmark passphrase",
       NO_COLOR: "1",
     };
-    const cmds = [{ name: "node -e 0", argv: [process.execPath, "-e", "0"], env: base }];
+    const cmds = [{ key: "node -e 0", argv: [process.execPath, "-e", "0"], env: base }];
     const seeds = [];
     for (const p of providers) {
       const dir = join(work, p);
       seeds.push(`"$NODE" ${seed} ${dir} ${p}`);
-      cmds.push({ name: p, argv: [process.execPath, probe], env: { ...base, AZKEEP_CONFIG_DIR: dir } });
+      cmds.push({ key: p, argv: [process.execPath, probe], env: { ...base, AZKEEP_CONFIG_DIR: dir } });
     }
     // One session for everything: seed, the timed runs, a pass with in-process phase timers,
     // then delete the keys (the kernel's persistent keyring would keep them for days).
@@ -172,7 +123,7 @@ async function main() {
       .slice(1)
       .map(
         (c) =>
-          `for i in 1 2 3 4 5 6 7 8 9 10 11; do AZKEEP_CONFIG_DIR=${c.env.AZKEEP_CONFIG_DIR} "$NODE" ${probe} --phases | sed 's/^/PHASE ${c.name} /'; done`,
+          `for i in 1 2 3 4 5 6 7 8 9 10 11; do AZKEEP_CONFIG_DIR=${c.env.AZKEEP_CONFIG_DIR} "$NODE" ${probe} --phases | sed 's/^/PHASE ${c.key} /'; done`,
       )
       .join(" && ");
     const cleanupCmds = providers.map((p) => `"$NODE" ${cleanup} ${join(work, p)}`).join("; ");
@@ -188,7 +139,8 @@ async function main() {
       argv[0],
       argv.slice(1),
       { ...base, NODE: process.execPath, MEASURE },
-      JSON.stringify({ runs: RUNS, cmds }),
+      // The D-Bus address is the session's, known only inside it.
+      JSON.stringify({ runs: RUNS, cmds, inheritEnv: ["DBUS_SESSION_BUS_ADDRESS"] }),
     );
     if (r.code !== 0) throw new Error(`benchmark failed (${r.code}): ${r.stderr}`);
     const lines = r.stdout.split("\n");
@@ -201,10 +153,10 @@ async function main() {
 
     const node = median(measured["node -e 0"].wall);
     const rows = cmds.map((c) => {
-      const o = measured[c.name];
-      const ph = phases[c.name];
+      const o = measured[c.key];
+      const ph = phases[c.key];
       return {
-        name: c.name,
+        name: c.key,
         wall: median(o.wall),
         cpu: median(o.cpu),
         rss: median(o.rss),

@@ -1,0 +1,165 @@
+// What the benchmarks share: timing whole processes with os.wait4, medians, command-line
+// options, and the environments of azkeep and of the Azure CLI signed in to the emulator.
+// Not a benchmark itself (bench/run.mjs skips it).
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO = fileURLToPath(new URL("../", import.meta.url));
+export const BIN = join(REPO, "bin", "azkeep.js");
+export const SHIM_DIR = join(REPO, "shim");
+
+// The emulator's default seed.
+export const ALICE = { upn: "alice@contoso.onmicrosoft.com", password: "alice-Passw0rd!" };
+export const SP = {
+  clientId: "5e5e5e5e-0000-4000-8000-00000000c001",
+  secret: "azkeep-ci-secret-value",
+  tenant: "11111111-1111-1111-1111-111111111111",
+};
+
+/** `--name value` from this process's arguments, else `dflt`. */
+export function option(name, dflt) {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
+}
+
+export function hasCommand(cmd) {
+  return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
+}
+
+/** The absolute path of `cmd` on PATH (posix_spawnp searches the measuring process's PATH). */
+export function commandPath(cmd) {
+  return spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" }).stdout.trim();
+}
+
+/** Runs a command (not timed); resolves its exit code and output. */
+export function run(cmd, argv, env, input) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, { env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input ?? "");
+  });
+}
+
+export function must(r, what) {
+  if (r.code !== 0) throw new Error(`${what} failed (${r.code}): ${r.stderr}`);
+  return r;
+}
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * The measuring loop, in Python for os.wait4: per-process rusage (CPU, peak RSS) without a
+ * wrapper process in between, and microsecond timers. Reads `{runs, cmds: [{key, argv, env}],
+ * inheritEnv?}` on stdin; runs the commands round-robin `runs` times (so machine noise hits
+ * all alike), each with stdio on /dev/null; prints `{key: {wall, cpu, rss}}` (ms, ms, MiB
+ * lists). A command that fails ends it. `inheritEnv` names variables copied from the loop's
+ * own environment (e.g. the D-Bus address of the session it runs in).
+ */
+export const MEASURE = String.raw`
+import json, os, sys, time
+spec = json.load(sys.stdin)
+devnull = os.open(os.devnull, os.O_RDWR)
+out = {c["key"]: {"wall": [], "cpu": [], "rss": []} for c in spec["cmds"]}
+for c in spec["cmds"]:
+    for name in spec.get("inheritEnv", []):
+        if name in os.environ:
+            c["env"][name] = os.environ[name]
+for _ in range(spec["runs"]):
+    for c in spec["cmds"]:
+        t0 = time.perf_counter()
+        pid = os.posix_spawnp(c["argv"][0], c["argv"], c["env"],
+            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)])
+        _, status, ru = os.wait4(pid, 0)
+        wall = time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit("%s exited with %d" % (c["key"], os.waitstatus_to_exitcode(status)))
+        o = out[c["key"]]
+        o["wall"].append(wall * 1000); o["cpu"].append((ru.ru_utime + ru.ru_stime) * 1000); o["rss"].append(ru.ru_maxrss / 1024)
+json.dump(out, sys.stdout)
+`;
+
+/**
+ * Times `cmds` (`[{key, argv, env}]`, absolute `argv[0]`) round-robin `runs` times with
+ * `MEASURE`; resolves `{key: {wall, cpu, rss}}`. Asynchronous: the benchmark's own event loop
+ * (an emulator, an approver) keeps running meanwhile.
+ */
+export function measure(runs, cmds) {
+  return new Promise((resolve, reject) => {
+    const child = spawn("python3", ["-c", MEASURE], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) return reject(new Error(`measuring failed: ${err}`));
+      try {
+        resolve(JSON.parse(out));
+      } catch (e) {
+        reject(e);
+      }
+    });
+    child.stdin.end(JSON.stringify({ runs, cmds: cmds.map(({ key, argv, env }) => ({ key, argv, env })) }));
+  });
+}
+
+/** Variables every measured process gets: enough to run, nothing from the developer's setup. */
+export function baseEnv(home, tz = "UTC") {
+  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, LANG: "C.UTF-8", TZ: tz };
+}
+
+/** azkeep's store under `root`, with the `insecure-file` key provider unless AZKEEP_STORE_PROVIDER says otherwise. */
+export function azkeepStoreEnv(root) {
+  return {
+    AZKEEP_CONFIG_DIR: join(root, "azkeep"),
+    XDG_RUNTIME_DIR: join(root, "run"),
+    AZKEEP_STORE_PROVIDER: process.env.AZKEEP_STORE_PROVIDER ?? "insecure-file",
+    NO_COLOR: "1",
+  };
+}
+
+/**
+ * A throwaway Azure CLI config folder, `root/az`, and the Azure CLI's environment for it: the
+ * stock AzureCloud reached through the emulator's proxy, trusting only the emulator's CA.
+ * `versionCheck.json` is fresh, so az skips its update check (network, time).
+ */
+export function azSetup(root, base, emu) {
+  const dir = join(root, "az");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(
+    join(dir, "versionCheck.json"),
+    JSON.stringify({
+      versions: {
+        "azure-cli": { local: "2.45.0" },
+        core: { local: "2.45.0" },
+        telemetry: { local: "1.0.8" },
+      },
+      update_time: new Date().toISOString().replace("T", " ").replace("Z", "000"),
+    }),
+  );
+  return {
+    dir,
+    env: {
+      ...base,
+      AZURE_CONFIG_DIR: dir,
+      HTTPS_PROXY: emu.urls.proxy,
+      HTTP_PROXY: emu.urls.proxy,
+      REQUESTS_CA_BUNDLE: emu.caCertPath,
+      AZURE_CORE_COLLECT_TELEMETRY: "false",
+      AZURE_CORE_NO_COLOR: "true",
+      AZURE_CORE_SURVEY_MESSAGE: "false",
+    },
+  };
+}
