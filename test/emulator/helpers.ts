@@ -3,19 +3,20 @@ import { request as httpRequest } from "node:http";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { startEmulator, type Emulator, type EmulatorOptions } from "../../src/emulator/index.js";
 
-export const AZ = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
-export const CONTOSO = "11111111-1111-1111-1111-111111111111";
-export const FABRIKAM = "22222222-2222-2222-2222-222222222222";
-export const WOODGROVE = "33333333-3333-3333-3333-333333333333";
-export const TAILSPIN = "44444444-4444-4444-4444-444444444444";
-export const ALICE = {
-  upn: "alice@contoso.onmicrosoft.com",
-  password: "alice-Passw0rd!",
-  oid: "aaaaaaaa-0000-4000-8000-000000000001",
-};
-export const BOB = { upn: "bob@fabrikam.onmicrosoft.com", password: "bob-Passw0rd!" };
-export const SP = { clientId: "5e5e5e5e-0000-4000-8000-00000000c001", secret: "azkeep-ci-secret-value" };
-export const NATIVE_APP = "c0c0c0c0-0000-4000-8000-00000000a001";
+import {
+  AZ_CLI_CLIENT_ID as AZ,
+  ALICE,
+  BOB,
+  CONTOSO,
+  FABRIKAM,
+  NATIVE_APP,
+  SP,
+  TAILSPIN,
+  WOODGROVE,
+} from "../helpers/seed.js";
+
+export { AZ, ALICE, BOB, CONTOSO, FABRIKAM, NATIVE_APP, SP, TAILSPIN, WOODGROVE };
+
 export const ARM_SCOPE = "https://management.core.windows.net//.default";
 export const USER_SCOPE = `${ARM_SCOPE} offline_access openid profile`;
 

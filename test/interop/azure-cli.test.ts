@@ -19,16 +19,10 @@ import {
   type Emulator,
 } from "../../src/emulator/index.js";
 import { hasCommand, requireTool } from "../helpers/require-tool.js";
-import {
-  AZ_CLI_CLIENT_ID,
-  AZ_INSTALL,
-  SEEDED,
-  azConfigDir,
-  azEnv,
-  jwtClaims,
-  start,
-  type RunResult,
-} from "./helpers.js";
+import { AZ_INSTALL, azConfigDir, azEnv } from "../helpers/az.js";
+import { jwtClaims } from "../helpers/jwt.js";
+import { AZ_CLI_CLIENT_ID } from "../helpers/seed.js";
+import { SEEDED, start, type RunResult } from "./helpers.js";
 
 interface Subscription {
   id: string;

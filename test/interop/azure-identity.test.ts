@@ -24,7 +24,10 @@ import {
   startEmulator,
   type Emulator,
 } from "../../src/emulator/index.js";
-import { AZ_CLI_CLIENT_ID, FIXTURES, SEEDED, TSX_IMPORT, baseEnv, jwtClaims, start } from "./helpers.js";
+import { baseEnv } from "../helpers/az.js";
+import { jwtClaims } from "../helpers/jwt.js";
+import { AZ_CLI_CLIENT_ID } from "../helpers/seed.js";
+import { FIXTURES, SEEDED, TSX_IMPORT, start } from "./helpers.js";
 
 const ARM_SCOPE = "https://management.azure.com/.default";
 

@@ -20,7 +20,9 @@ import {
 } from "@azure/msal-node";
 import { Agent, ProxyAgent, fetch, type Dispatcher } from "undici";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
-import { AZ_CLI_CLIENT_ID, SEEDED, jwtClaims } from "./helpers.js";
+import { jwtClaims } from "../helpers/jwt.js";
+import { AZ_CLI_CLIENT_ID } from "../helpers/seed.js";
+import { SEEDED } from "./helpers.js";
 
 const ARM_SCOPE = "https://management.core.windows.net//.default";
 const GRAPH_SCOPE = "https://graph.microsoft.com/.default";

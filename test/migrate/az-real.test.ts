@@ -7,7 +7,6 @@
  * Skipped with an install hint when `az` is missing (a failure under CI=true).
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,56 +17,15 @@ import {
   startEmulator,
   type Emulator,
 } from "../../src/emulator/index.js";
+import { AZ_INSTALL, azConfigDir, azEnv } from "../helpers/az.js";
 import { runCli } from "../helpers/cli.js";
+import { runProcess, type ProcessResult } from "../helpers/process.js";
 import { hasCommand, requireTool } from "../helpers/require-tool.js";
-
-const AZ_INSTALL = "apt-get install -y azure-cli";
-const AZ_CLIENT_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
-// The emulator's default seed.
-const CONTOSO = "11111111-1111-1111-1111-111111111111";
-const ALICE = { upn: "alice@contoso.onmicrosoft.com", password: "alice-Passw0rd!" };
-const SP = { clientId: "5e5e5e5e-0000-4000-8000-00000000c001", secret: "azkeep-ci-secret-value" };
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { ALICE, AZ_CLI_CLIENT_ID, CONTOSO, SP } from "../helpers/seed.js";
 
 /** Runs `az` with exactly `env` (nothing from the developer's own Azure setup). */
-function az(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("az", args, { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** A throwaway AZURE_CONFIG_DIR; a fresh versionCheck.json stops az's update check (network). */
-function azConfigDir(root: string, name = "azure"): string {
-  const dir = join(root, name);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const now = new Date().toISOString().replace("T", " ").replace("Z", "000");
-  writeFileSync(
-    join(dir, "versionCheck.json"),
-    JSON.stringify({
-      versions: {
-        "azure-cli": { local: "2.45.0" },
-        core: { local: "2.45.0" },
-        telemetry: { local: "1.0.8" },
-      },
-      update_time: now,
-    }),
-  );
-  return dir;
+function az(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<ProcessResult> {
+  return runProcess("az", args, { env, timeoutMs });
 }
 
 /** Every `secret` value in an MSAL cache, plus the SP secret: what must never leak. */
@@ -106,19 +64,7 @@ describe("import az: files written by the real Azure CLI 2.45", { timeout: 600_0
   });
 
   function azEnvFor(dir: string): Record<string, string> {
-    return {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      HOME: root,
-      LANG: "C.UTF-8",
-      TZ: "UTC",
-      AZURE_CONFIG_DIR: dir,
-      HTTPS_PROXY: emu.urls.proxy!,
-      HTTP_PROXY: emu.urls.proxy!,
-      REQUESTS_CA_BUNDLE: emu.caCertPath!,
-      AZURE_CORE_COLLECT_TELEMETRY: "false",
-      AZURE_CORE_NO_COLOR: "true",
-      AZURE_CORE_SURVEY_MESSAGE: "false",
-    };
+    return azEnv(root, dir, emu.urls.proxy!, emu.caCertPath!);
   }
 
   function azkeepEnvFor(dir: string, name: string): Record<string, string | undefined> {
@@ -146,7 +92,7 @@ describe("import az: files written by the real Azure CLI 2.45", { timeout: 600_0
 
   it("az signs in a user and a service principal; import --shred proves both, then shreds", async (t) => {
     if (!requireTool(t, "az", AZ_INSTALL)) return;
-    const dir = azConfigDir(root);
+    const dir = azConfigDir(root, "azure");
     const azEnv = azEnvFor(dir);
     const user = await az(["login", "-u", ALICE.upn, "-p", ALICE.password, "-o", "json"], azEnv);
     assert.equal(user.code, 0, user.stderr);
@@ -207,7 +153,7 @@ describe("import az: files written by the real Azure CLI 2.45", { timeout: 600_0
     assert.deepEqual(
       requests.map((q) => [q.host, q.grantType, q.clientId, q.status]),
       [
-        ["login.microsoftonline.com", "refresh_token", AZ_CLIENT_ID, 200],
+        ["login.microsoftonline.com", "refresh_token", AZ_CLI_CLIENT_ID, 200],
         ["login.microsoftonline.com", "client_credentials", SP.clientId, 200],
       ],
     );

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
-import { DEV_SUB, REPO, SHIM_DIR, claimsOf, signedIn, type SignedIn } from "../tokens/signed-in.js";
+import { DEV_SUB, REPO, SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
+import { jwtClaims } from "../helpers/jwt.js";
 
 const CLIENT = fileURLToPath(new URL("./sdk-client.mjs", import.meta.url));
 const LIB = new URL("dist/lib/index.js", `file://${REPO}`).href;
@@ -65,7 +66,7 @@ describe("Azure SDK for JS with azkeep (e2e, emulator through its proxy)", { tim
       assert.ok(out.names.length > 0, "resource groups listed");
       assert.ok(out.names.includes("rg-dev-app"), out.names.join(","));
       assert.ok(out.expiresOnTimestamp > Date.now() + 300_000);
-      const c = claimsOf(out.token);
+      const c = jwtClaims(out.token);
       assert.equal(c.upn, "alice@contoso.onmicrosoft.com");
       assert.equal(c.aud, "https://management.azure.com");
       if (before >= 0)

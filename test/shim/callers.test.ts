@@ -18,10 +18,10 @@ import {
   DEV_SUB_NAME,
   FABRIKAM,
   SHIM_DIR,
-  claimsOf,
   signedIn,
   type SignedIn,
 } from "../tokens/signed-in.js";
+import { jwtClaims } from "../helpers/jwt.js";
 
 const ARM_V1 = "https://management.core.windows.net/";
 const LOCAL = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.000000$/;
@@ -88,7 +88,7 @@ describe("the az shim, as its callers run it (e2e, emulator)", { timeout: 300_00
     // JS: expires_on first, as an integer number of seconds
     const expiresOnTimestamp = Number.parseInt(String(v.expires_on), 10) * 1000;
     assert.ok(!Number.isNaN(expiresOnTimestamp) && expiresOnTimestamp > Date.now() + 300_000);
-    assert.equal(claimsOf(String(v.accessToken)).tid, FABRIKAM);
+    assert.equal(jwtClaims(String(v.accessToken)).tid, FABRIKAM);
     assert.ok(!("subscription" in v));
   });
 
@@ -151,7 +151,7 @@ describe("the az shim, as its callers run it (e2e, emulator)", { timeout: 300_00
       child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
     });
     const v = tokenJson(r);
-    assert.equal(claimsOf(String(v.accessToken)).aud, "https://management.azure.com");
+    assert.equal(jwtClaims(String(v.accessToken)).aud, "https://management.azure.com");
   });
 
   for (const tz of ["Asia/Tokyo", "America/New_York", "Europe/Berlin"]) {
@@ -220,7 +220,7 @@ describe("the az shim, as its callers run it (e2e, emulator)", { timeout: 300_00
         assert.equal(v.tokenType, "Bearer");
         // go-azure-sdk ignores expires_on and parses expiresOn with time.ParseInLocation(…, time.Local)
         assert.equal(parseLocal(String(v.expiresOn), tz), v.expires_on);
-        assert.equal(claimsOf(String(v.accessToken)).aud, "https://management.azure.com");
+        assert.equal(jwtClaims(String(v.accessToken)).aud, "https://management.azure.com");
       }
     });
   }

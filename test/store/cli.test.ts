@@ -6,23 +6,13 @@ import { createNodeContext } from "../../src/core/context.js";
 import { openStore } from "../../src/core/store/index.js";
 import { BIN, runCli, tempHome } from "../helpers/cli.js";
 import { requireTool } from "../helpers/require-tool.js";
-import { refreshToken } from "./contract.js";
-import { runChild, underKeyctlSession } from "./run-child.js";
+import { signIn } from "./contract.js";
+import { runProcess } from "../helpers/process.js";
+import { forgetKeyutilsKey, underKeyctlSession } from "./run-child.js";
 
 async function seed(env: Record<string, string>, secret: string) {
   const store = await openStore(createNodeContext({ env, write: () => {} }));
-  await store.update((s) => {
-    s.secrets.refreshTokens.push(refreshToken(secret));
-    s.profile.subscriptions.push({
-      id: "sub-1",
-      name: "Dev",
-      state: "Enabled",
-      user: { name: "user0@contoso.com", type: "user" },
-      isDefault: true,
-      tenantId: "t",
-      environmentName: "AzureCloud",
-    });
-  });
+  await store.update((s) => signIn(s, secret));
 }
 
 interface Status {
@@ -114,28 +104,20 @@ describe("azkeep store status / migrate", () => {
     const env: Record<string, string | undefined> = { ...process.env, ...home.env, NO_COLOR: "1" };
     const cli = (args: string[]) => {
       const [cmd, argv] = underKeyctlSession([process.execPath, BIN, ...args]);
-      return runChild(cmd, argv, { env, timeoutMs: 60_000 });
+      return runProcess(cmd, argv, { env, timeoutMs: 60_000 });
     };
     const m = await cli(["store", "migrate", "--to", "keyutils"]);
     assert.equal(m.code, 0, m.stderr);
     const keyId = (JSON.parse(m.stdout) as { keyId: string }).keyId;
     // Never leave a key in the user's persistent keyring, even when an assertion below fails.
-    t.after(() =>
-      runChild("keyctl", [
-        "session",
-        "-",
-        "sh",
-        "-c",
-        `keyctl get_persistent @s >/dev/null; keyctl invalidate %user:azkeep:${keyId} 2>/dev/null; true`,
-      ]),
-    );
+    t.after(() => forgetKeyutilsKey(keyId));
     const st = JSON.parse((await cli(["store", "status"])).stdout) as Status;
     assert.equal(st.provider, "keyutils");
     assert.equal(st.keyAvailable, true);
     assert.ok(st.warnings.some((w) => /reboot/.test(w)));
     const back = await cli(["store", "migrate", "--to", "insecure-file"]);
     assert.equal(back.code, 0, back.stderr);
-    const probe = await runChild("keyctl", [
+    const probe = await runProcess("keyctl", [
       "session",
       "-",
       "sh",

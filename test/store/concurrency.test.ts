@@ -3,7 +3,7 @@ import { readdirSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { bundleWriter } from "./bundle.js";
 import { tempStoreDir } from "./helpers.js";
-import { runChild } from "./run-child.js";
+import { runProcess } from "../helpers/process.js";
 
 const WRITERS = 20;
 const CYCLES = 50;
@@ -17,7 +17,7 @@ describe("cross-process read-modify-write", () => {
     using tmp = tempStoreDir();
     const env = { ...process.env, AZKEEP_CONFIG_DIR: tmp.dir, AZKEEP_STORE_PROVIDER: "insecure-file" };
     const node = (args: string[]) =>
-      runChild(process.execPath, [writer.path, ...args], { env, timeoutMs: 400_000 });
+      runProcess(process.execPath, [writer.path, ...args], { env, timeoutMs: 400_000 });
     const started = Date.now();
     const results = await Promise.all([
       ...Array.from({ length: WRITERS }, (_, i) => node(["rmw", String(CYCLES), String(i)])),

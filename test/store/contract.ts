@@ -11,7 +11,7 @@ import { describe, it } from "node:test";
 import type { AzkeepError } from "../../src/core/errors.js";
 import type { KeyProvider, KeyRecord } from "../../src/core/store/provider.js";
 import { keyCheckValue, kidHex } from "../../src/core/store/sealed.js";
-import type { AccessTokenEntry, RefreshTokenEntry, Store } from "../../src/core/store/types.js";
+import type { AccessTokenEntry, RefreshTokenEntry, Store, StoreState } from "../../src/core/store/types.js";
 
 export interface ProviderContractOptions {
   /** Derived keys (passphrase): nothing is stored, so "missing" cannot be observed. */
@@ -187,6 +187,20 @@ export function accessToken(secret: string, i = 0): AccessTokenEntry {
     expiresOn: 1_700_003_600,
     cachedAt: 1_700_000_000,
   };
+}
+
+/** A signed-in user0: their refresh token (`secret`) and their default subscription. */
+export function signIn(state: StoreState, secret: string): void {
+  state.secrets.refreshTokens.push(refreshToken(secret));
+  state.profile.subscriptions.push({
+    id: "sub-1",
+    name: "Dev",
+    state: "Enabled",
+    user: { name: "user0@contoso.com", type: "user" },
+    isDefault: true,
+    tenantId: "t",
+    environmentName: "AzureCloud",
+  });
 }
 
 export interface StoreContractOptions {

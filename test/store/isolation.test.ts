@@ -13,7 +13,8 @@ import { after, before, describe, it } from "node:test";
 import { requireTool } from "../helpers/require-tool.js";
 import { bundleWriter } from "./bundle.js";
 import { tempStoreDir } from "./helpers.js";
-import { runChild, underGnomeKeyring, underKeyctlSession } from "./run-child.js";
+import { runProcess } from "../helpers/process.js";
+import { forgetKeyutilsKey, underGnomeKeyring, underKeyctlSession } from "./run-child.js";
 
 type Opened = { ok: boolean; code?: string; message?: string; hint?: string };
 
@@ -101,17 +102,17 @@ describe("a copied config folder, and secrets at rest", () => {
     const started = Date.now();
     const envA = baseEnv(a.root, { AZKEEP_STORE_PROVIDER: "keyring" });
     const [cmd, args] = underGnomeKeyring([process.execPath, writer.path, "store", JSON.stringify(x)]);
-    const w = await runChild(cmd, args, { env: envA });
+    const w = await runProcess(cmd, args, { env: envA });
     assert.equal(w.code, 0, w.stdout + w.stderr);
     // Still opens at home (same keyring file, new session), so the failure below is the copy's.
     const [c2, a2] = underGnomeKeyring([process.execPath, writer.path, "open"]);
-    const home = JSON.parse((await runChild(c2, a2, { env: envA })).stdout) as Opened;
+    const home = JSON.parse((await runProcess(c2, a2, { env: envA })).stdout) as Opened;
     assert.equal(home.ok, true, JSON.stringify(home));
 
     copyHome(a.root, b.root);
     const envB = baseEnv(b.root);
     const [c3, a3] = underGnomeKeyring([process.execPath, writer.path, "open"]);
-    const r = await runChild(c3, a3, { env: envB });
+    const r = await runProcess(c3, a3, { env: envB });
     assert.equal(r.code, 1, r.stdout + r.stderr);
     const o = JSON.parse(r.stdout) as Opened;
     assert.equal(o.code, "store_damaged");
@@ -133,20 +134,13 @@ describe("a copied config folder, and secrets at rest", () => {
     const x = needles();
     const envA = baseEnv(a.root, { AZKEEP_STORE_PROVIDER: "keyutils" });
     const [cmd, args] = underKeyctlSession([process.execPath, writer.path, "store", JSON.stringify(x)]);
-    const w = await runChild(cmd, args, { env: envA });
+    const w = await runProcess(cmd, args, { env: envA });
     assert.equal(w.code, 0, w.stdout + w.stderr);
     const keyId = JSON.parse(readFileSync(join(a.root, ".config/azkeep/config.json"), "utf8")) as {
       store: { key: { keyId: string } };
     };
-    t.after(() =>
-      runChild("keyctl", [
-        "session",
-        "-",
-        "sh",
-        "-c",
-        `keyctl get_persistent @s >/dev/null; keyctl invalidate %user:azkeep:${keyId.store.key.keyId}; true`,
-      ]),
-    );
+    // Never leave a key in the user's persistent keyring, even when an assertion below fails.
+    t.after(() => forgetKeyutilsKey(keyId.store.key.keyId));
 
     copyHome(a.root, b.root);
     const nobody = 65534;
@@ -192,11 +186,11 @@ describe("a copied config folder, and secrets at rest", () => {
       AZKEEP_STORE_PROVIDER: "passphrase",
       AZKEEP_PASSPHRASE: "copy test passphrase",
     });
-    const w = await runChild(process.execPath, [writer.path, "store", JSON.stringify(x)], { env: envA });
+    const w = await runProcess(process.execPath, [writer.path, "store", JSON.stringify(x)], { env: envA });
     assert.equal(w.code, 0, w.stdout + w.stderr);
     copyHome(a.root, b.root);
     for (const pass of [undefined, "a guessed passphrase"]) {
-      const r = await runChild(process.execPath, [writer.path, "open"], {
+      const r = await runProcess(process.execPath, [writer.path, "open"], {
         env: baseEnv(b.root, pass ? { AZKEEP_PASSPHRASE: pass } : {}),
       });
       assert.equal(r.code, 1);
@@ -216,13 +210,13 @@ describe("a copied config folder, and secrets at rest", () => {
     using a = tempStoreDir("azkeep-home-a-");
     using b = tempStoreDir("azkeep-home-b-");
     const x = needles();
-    const w = await runChild(process.execPath, [writer.path, "store", JSON.stringify(x)], {
+    const w = await runProcess(process.execPath, [writer.path, "store", JSON.stringify(x)], {
       env: baseEnv(a.root, { AZKEEP_STORE_PROVIDER: "insecure-file" }),
     });
     assert.equal(w.code, 0, w.stdout + w.stderr);
     assert.match(w.stderr, /WARNING: .*plain file/);
     copyHome(a.root, b.root);
-    const r = await runChild(process.execPath, [writer.path, "open"], { env: baseEnv(b.root) });
+    const r = await runProcess(process.execPath, [writer.path, "open"], { env: baseEnv(b.root) });
     assert.equal((JSON.parse(r.stdout) as Opened).ok, true);
     // Even so, no token is in any file in plain text: the key file holds only the key.
     assertNowhere(

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { requireTool } from "../helpers/require-tool.js";
 import { tempStoreDir } from "./helpers.js";
-import { TSX, runChild } from "./run-child.js";
+import { runProcess } from "../helpers/process.js";
+import { TSX } from "./run-child.js";
 
 interface Probe {
   ok: boolean;
@@ -20,7 +21,7 @@ const probe = async (
   timeoutMs: number,
   op = "get",
 ): Promise<Probe> => {
-  const r = await runChild(
+  const r = await runProcess(
     TSX[0]!,
     [...TSX.slice(1), "test/store/fixtures/keyring-probe.ts", String(timeoutMs), op],
     {
@@ -84,7 +85,7 @@ describe("keyring provider: a Secret Service that cannot answer", () => {
     );
     const env = { ...process.env };
     delete env.DBUS_SESSION_BUS_ADDRESS;
-    const r = await runChild(
+    const r = await runProcess(
       "dbus-run-session",
       [`--config-file=${conf}`, "--", ...TSX, "test/store/fixtures/keyring-probe.ts", "800", "get"],
       { env, timeoutMs: 60_000 },

@@ -11,7 +11,8 @@ import { createPassphraseProvider } from "../../src/core/store/providers/passphr
 import { requireTool } from "../helpers/require-tool.js";
 import { providerContract, storeContract } from "./contract.js";
 import { tempStoreDir } from "./helpers.js";
-import { TSX, runChild, underGnomeKeyring, underKeyctlSession } from "./run-child.js";
+import { runProcess } from "../helpers/process.js";
+import { TSX, underGnomeKeyring, underKeyctlSession } from "./run-child.js";
 
 const dirs: { [Symbol.dispose](): void }[] = [];
 after(() => dirs.forEach((d) => d[Symbol.dispose]()));
@@ -89,7 +90,7 @@ describe("contract suites in real environments", () => {
     if (!requireTool(t, "dbus-run-session", "apt-get install dbus")) return;
     if (!requireTool(t, "gnome-keyring-daemon", "apt-get install gnome-keyring")) return;
     const [cmd, args] = underGnomeKeyring(contract);
-    expectPass(await runChild(cmd, args, { env: childEnv({ AZKEEP_CONTRACT_PROVIDER: "keyring" }) }));
+    expectPass(await runProcess(cmd, args, { env: childEnv({ AZKEEP_CONTRACT_PROVIDER: "keyring" }) }));
   });
 
   for (const backend of ["keyctl", "napi"]) {
@@ -97,7 +98,7 @@ describe("contract suites in real environments", () => {
       if (!requireTool(t, "keyctl", "apt-get install keyutils")) return;
       const [cmd, args] = underKeyctlSession(contract);
       expectPass(
-        await runChild(cmd, args, {
+        await runProcess(cmd, args, {
           env: childEnv({ AZKEEP_CONTRACT_PROVIDER: "keyutils", AZKEEP_CONTRACT_BACKEND: backend }),
         }),
       );

@@ -1,47 +1,5 @@
-/** Runs a real child process (a test environment such as dbus-run-session) and collects its output. */
-import { spawn } from "node:child_process";
-
-export interface ChildResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-export function runChild(
-  cmd: string,
-  args: string[],
-  options: {
-    env?: Record<string, string | undefined>;
-    timeoutMs?: number;
-    input?: string;
-    cwd?: string;
-  } = {},
-): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(options.env ?? process.env)) if (v !== undefined) env[k] = v;
-    const child = spawn(cmd, args, { env, cwd: options.cwd ?? process.cwd(), detached: true });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {
-        /* gone */
-      }
-    }, options.timeoutMs ?? 180_000);
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-    child.stdin.on("error", () => {}); // a child that never reads stdin (EPIPE) is not a failure
-    child.stdin.end(options.input ?? "");
-  });
-}
+/** Test environments for child processes: a D-Bus session with gnome-keyring, a kernel session keyring. */
+import { runProcess } from "../helpers/process.js";
 
 /** The command prefix that runs `argv` under a fresh D-Bus session with an unlocked gnome-keyring. */
 export function underGnomeKeyring(argv: string[]): [string, string[]] {
@@ -63,3 +21,17 @@ export function underKeyctlSession(argv: string[]): [string, string[]] {
 }
 
 export const TSX = [process.execPath, "--import", "tsx"];
+
+/**
+ * Deletes azkeep's key `keyId` from the user's persistent kernel keyring, which would otherwise
+ * keep it for days after the test: call it in `t.after`, so a failed assertion cleans up too.
+ */
+export async function forgetKeyutilsKey(keyId: string): Promise<void> {
+  await runProcess("keyctl", [
+    "session",
+    "-",
+    "sh",
+    "-c",
+    `keyctl get_persistent @s >/dev/null; keyctl invalidate %user:azkeep:${keyId} 2>/dev/null; true`,
+  ]);
+}

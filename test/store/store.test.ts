@@ -10,7 +10,7 @@ import { migrateStore, openStore } from "../../src/core/store/index.js";
 import type { KeyProvider } from "../../src/core/store/provider.js";
 import { createMemoryProvider } from "../../src/core/store/providers/memory.js";
 import { HEADER_BYTES } from "../../src/core/store/sealed.js";
-import { accessToken, refreshToken } from "./contract.js";
+import { accessToken, refreshToken, signIn } from "./contract.js";
 import { tempStoreDir, type TempStoreDir } from "./helpers.js";
 
 const INSECURE = { AZKEEP_STORE_PROVIDER: "insecure-file" };
@@ -18,18 +18,7 @@ const PASS = { AZKEEP_STORE_PROVIDER: "passphrase", AZKEEP_PASSPHRASE: "correct 
 
 async function seed(tmp: TempStoreDir, env: Record<string, string> = INSECURE, secret = "rt-seed-secret") {
   const store = createFileStore(tmp.ctx(env));
-  await store.update((s) => {
-    s.secrets.refreshTokens.push(refreshToken(secret));
-    s.profile.subscriptions.push({
-      id: "sub-1",
-      name: "Dev",
-      state: "Enabled",
-      user: { name: "user0@contoso.com", type: "user" },
-      isDefault: true,
-      tenantId: "t",
-      environmentName: "AzureCloud",
-    });
-  });
+  await store.update((s) => signIn(s, secret));
   return store;
 }
 

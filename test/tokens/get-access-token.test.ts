@@ -4,16 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import {
-  ALICE,
-  CONTOSO,
-  DEV_SUB,
-  DEV_SUB_NAME,
-  FABRIKAM,
-  claimsOf,
-  signedIn,
-  type SignedIn,
-} from "./signed-in.js";
+import { jwtClaims } from "../helpers/jwt.js";
+import { ALICE, CONTOSO, DEV_SUB, DEV_SUB_NAME, FABRIKAM, signedIn, type SignedIn } from "./signed-in.js";
 
 const LOCAL = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.000000$/;
 
@@ -52,7 +44,7 @@ describe("account get-access-token (e2e, emulator)", { timeout: 300_000 }, () =>
     assert.match(String(v.expiresOn), LOCAL);
     // expiresOn is expires_on in local time (what JS's `new Date(expiresOn)` parses it as)
     assert.equal(new Date(String(v.expiresOn)).getTime() / 1000, v.expires_on);
-    const c = claimsOf(String(v.accessToken));
+    const c = jwtClaims(String(v.accessToken));
     assert.equal(c.aud, "https://management.core.windows.net/");
     assert.equal(c.upn, ALICE.upn);
     assert.ok((v.expires_on as number) - Date.now() / 1000 > 300, "more than 5 minutes left");
@@ -83,7 +75,7 @@ describe("account get-access-token (e2e, emulator)", { timeout: 300_000 }, () =>
     for (const [args, aud] of cases) {
       const r = await s.cli(["account", "get-access-token", ...args]);
       assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
-      assert.equal(claimsOf(JSON.parse(r.stdout).accessToken as string).aud, aud, args.join(" "));
+      assert.equal(jwtClaims(JSON.parse(r.stdout).accessToken as string).aud, aud, args.join(" "));
     }
   });
 
@@ -101,7 +93,7 @@ describe("account get-access-token (e2e, emulator)", { timeout: 300_000 }, () =>
     const v = JSON.parse(r.stdout) as Record<string, unknown>;
     assert.equal(v.tenant, FABRIKAM);
     assert.ok(!("subscription" in v));
-    assert.equal(claimsOf(v.accessToken as string).tid, FABRIKAM);
+    assert.equal(jwtClaims(v.accessToken as string).tid, FABRIKAM);
     assert.equal(
       await s.emu.control.countRequests({ endpoint: "token", grantType: "refresh_token" }),
       before + 1,

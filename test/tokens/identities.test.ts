@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { CONTOSO, FABRIKAM, SP, claimsOf, signedIn, type SignedIn } from "./signed-in.js";
+import { CONTOSO, FABRIKAM, SP, signedIn, type SignedIn } from "./signed-in.js";
+import { jwtClaims } from "../helpers/jwt.js";
 
 describe("service principal with a client secret (e2e)", { timeout: 300_000 }, () => {
   let s: SignedIn;
@@ -21,7 +22,7 @@ describe("service principal with a client secret (e2e)", { timeout: 300_000 }, (
   it("gets tokens, re-acquires with the stored secret after expiry", async () => {
     const r = await s.cli(["account", "get-access-token", "--query", "accessToken", "-o", "tsv"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(claimsOf(r.stdout.trim()).appid, SP.clientId);
+    assert.equal(jwtClaims(r.stdout.trim()).appid, SP.clientId);
     await s.ageAccessTokens(-1);
     const before = await s.emu.control.countRequests({ endpoint: "token", grantType: "client_credentials" });
     const again = await s.cli(["account", "get-access-token", "--query", "accessToken", "-o", "tsv"]);
@@ -60,7 +61,7 @@ describe("service principal with a federated token file (e2e)", { timeout: 300_0
   it("re-reads the file at every token request (it rotates)", async () => {
     const first = await s.cli(["account", "get-access-token", "--query", "accessToken", "-o", "tsv"]);
     assert.equal(first.code, 0, first.stderr);
-    assert.equal(claimsOf(first.stdout.trim()).appid, SP.clientId);
+    assert.equal(jwtClaims(first.stdout.trim()).appid, SP.clientId);
     // rotate the file: the next acquisition must use the new token
     writeFileSync(file, await s.emu.control.mintFederatedToken(), { mode: 0o600 });
     await s.ageAccessTokens(-1);
@@ -96,7 +97,7 @@ describe("managed identity (e2e)", { timeout: 300_000 }, () => {
     });
     assert.equal(r.code, 0, r.stderr);
     const v = JSON.parse(r.stdout) as { accessToken: string; tenant: string };
-    assert.equal(claimsOf(v.accessToken).aud, "https://vault.azure.net");
+    assert.equal(jwtClaims(v.accessToken).aud, "https://vault.azure.net");
     assert.equal(v.tenant, CONTOSO);
     assert.ok((await s.emu.control.countRequests()) > before);
     const other = await s.cli(["account", "get-access-token", "--tenant", FABRIKAM], { env: miEnv });

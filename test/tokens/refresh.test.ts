@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { BIN } from "../helpers/cli.js";
-import { CONTOSO, signedIn, spawnCli, type SignedIn } from "./signed-in.js";
+import { runProcess } from "../helpers/process.js";
+import { CONTOSO, signedIn, type SignedIn } from "./signed-in.js";
 
 describe("refresh with faults at the identity provider (e2e)", { timeout: 600_000 }, () => {
   let s: SignedIn;
@@ -166,9 +167,10 @@ describe("single flight across processes (e2e)", { timeout: 900_000 }, () => {
       await s.emu.control.clearRequests();
       const results = await Promise.all(
         Array.from({ length: N }, () =>
-          spawnCli(
-            ["account", "get-access-token", "--query", "accessToken", "-o", "tsv", "--only-show-errors"],
-            s.env,
+          runProcess(
+            process.execPath,
+            [BIN, "account", "get-access-token", "--query", "accessToken", "-o", "tsv", "--only-show-errors"],
+            { env: s.env, timeoutMs: 120_000 },
           ),
         ),
       );

@@ -4,7 +4,6 @@
  * login.microsoftonline.com and management.azure.com as in production), the `insecure-file`
  * key provider (no keyring needed), and alice signed in with her password.
  */
-import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,17 +11,13 @@ import { createNodeContext, type Context } from "../../src/core/context.js";
 import { openStore } from "../../src/core/store/index.js";
 import type { Secrets, Store } from "../../src/core/store/types.js";
 import { startEmulator, type Emulator } from "../../src/emulator/index.js";
-import { BIN, runCli, tempHome, type CliResult } from "../helpers/cli.js";
+import { runCli, tempHome, type CliResult } from "../helpers/cli.js";
+import { ALICE, CONTOSO, SP } from "../helpers/seed.js";
 
 export const REPO = fileURLToPath(new URL("../../", import.meta.url));
 export const SHIM_DIR = join(REPO, "shim");
 
-export const ALICE = { upn: "alice@contoso.onmicrosoft.com", password: "alice-Passw0rd!" };
-export const CONTOSO = "11111111-1111-1111-1111-111111111111";
-export const FABRIKAM = "22222222-2222-2222-2222-222222222222";
-export const DEV_SUB = "c0ffee00-0000-4000-8000-000000000001";
-export const DEV_SUB_NAME = "Contoso Dev";
-export const SP = { clientId: "5e5e5e5e-0000-4000-8000-00000000c001", secret: "azkeep-ci-secret-value" };
+export { ALICE, CONTOSO, DEV_SUB, DEV_SUB_NAME, FABRIKAM, SP } from "../helpers/seed.js";
 
 export interface SignedIn {
   emu: Emulator;
@@ -110,33 +105,4 @@ export async function signedIn(options: SignInOptions = {}): Promise<SignedIn> {
       h[Symbol.dispose]();
     },
   };
-}
-
-/** Spawns `node bin/azkeep.js args` and resolves its exit code and output (no shell). */
-export function spawnCli(
-  args: string[],
-  env: Record<string, string>,
-  timeoutMs = 120_000,
-): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
-
-/** The claims of a JWT (unverified). */
-export function claimsOf(token: string): Record<string, unknown> {
-  return JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")) as Record<
-    string,
-    unknown
-  >;
 }
