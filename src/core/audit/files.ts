@@ -4,6 +4,7 @@
  */
 import { readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
+import type { Finding } from "./types.js";
 
 export interface FileInfo {
   path: string;
@@ -87,4 +88,29 @@ export async function listDirs(dir: string): Promise<string[]> {
 /** Quotes a path for a shell command line when it needs it. */
 export function shellQuote(s: string): string {
   return /^[A-Za-z0-9._/@%+=:,~-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * A finding about the file `info`. A file other local users can read says so, and its fix
+ * starts with `chmod 600` (threat: another user copies the credential before the fix is run),
+ * unless `chmodFirst` is false.
+ */
+export function fileFinding(
+  tool: string,
+  info: FileInfo,
+  holds: string,
+  risk: Finding["risk"],
+  fix: string,
+  options: { chmodFirst?: boolean } = {},
+): Finding {
+  const open = info.readableByOthers;
+  return {
+    tool,
+    path: info.path,
+    holds: open ? `${holds}; readable by other users` : holds,
+    risk,
+    mode: info.mode,
+    readableByOthers: open,
+    fix: open && options.chmodFirst !== false ? `chmod 600 ${shellQuote(info.path)} && ${fix}` : fix,
+  };
 }

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import type { Context } from "../../context.js";
-import { fileInfo, listMatching, readText, shellQuote, type FileInfo } from "../files.js";
+import { fileFinding, fileInfo, listMatching, readText, shellQuote } from "../files.js";
 import type { CheckResult, Finding } from "../types.js";
 
 const TOOL = "AWS CLI";
@@ -31,18 +31,6 @@ export function parseIni(text: string): Map<string, Map<string, string>> {
   return out;
 }
 
-function mk(info: FileInfo, holds: string, risk: Finding["risk"], fix: string): Finding {
-  return {
-    tool: TOOL,
-    path: info.path,
-    holds: info.readableByOthers ? `${holds}; readable by other users` : holds,
-    risk,
-    mode: info.mode,
-    readableByOthers: info.readableByOthers,
-    fix: info.readableByOthers ? `chmod 600 ${shellQuote(info.path)} && ${fix}` : fix,
-  };
-}
-
 async function checkKeyFile(path: string): Promise<Finding | undefined> {
   const info = await fileInfo(path);
   if (!info?.isFile) return undefined;
@@ -56,7 +44,8 @@ async function checkKeyFile(path: string): Promise<Finding | undefined> {
     else longTerm.push(profile);
   }
   if (longTerm.length)
-    return mk(
+    return fileFinding(
+      TOOL,
       info,
       `long-term AWS access keys in plain text (profiles: ${longTerm.join(", ")})` +
         (temporary.length ? `; session keys for ${temporary.join(", ")}` : ""),
@@ -64,7 +53,8 @@ async function checkKeyFile(path: string): Promise<Finding | undefined> {
       `${longTerm.map((p) => `aws-vault add ${shellQuote(p)}`).join(" && ")} (keys go to the OS keyring), then delete those keys from ${shellQuote(path)}`,
     );
   if (temporary.length)
-    return mk(
+    return fileFinding(
+      TOOL,
       info,
       `temporary AWS session keys in plain text (profiles: ${temporary.join(", ")})`,
       "medium",
@@ -101,7 +91,8 @@ export async function checkAws(ctx: Context): Promise<CheckResult> {
     const live = Number.isFinite(expiresAt) && expiresAt > nowMs;
     if (typeof doc.refreshToken === "string" && doc.refreshToken)
       findings.push(
-        mk(
+        fileFinding(
+          TOOL,
           info,
           "an IAM Identity Center (SSO) refresh token in plain text: it renews the SSO session without signing in",
           "high",
@@ -110,7 +101,8 @@ export async function checkAws(ctx: Context): Promise<CheckResult> {
       );
     else if (typeof doc.accessToken === "string" && doc.accessToken && live)
       findings.push(
-        mk(
+        fileFinding(
+          TOOL,
           info,
           `an unexpired IAM Identity Center (SSO) access token in plain text (until ${new Date(expiresAt).toISOString()})`,
           "medium",
@@ -128,7 +120,8 @@ export async function checkAws(ctx: Context): Promise<CheckResult> {
       const expiration = typeof c?.Expiration === "string" ? Date.parse(c.Expiration) : NaN;
       if (typeof c?.SecretAccessKey === "string" && c.SecretAccessKey && !(expiration <= nowMs))
         findings.push(
-          mk(
+          fileFinding(
+            TOOL,
             info,
             "an assumed role's temporary AWS keys in plain text",
             "medium",

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import type { Context } from "../../context.js";
 import { parseMsalCache } from "../../migrate/az-files.js";
-import { fileInfo, listMatching, readText, shellQuote } from "../files.js";
+import { fileFinding, fileInfo, listMatching, readText } from "../files.js";
 import type { CheckResult, Finding } from "../types.js";
 
 const TOOL = "azd";
@@ -44,15 +44,7 @@ export async function checkAzd(ctx: Context): Promise<CheckResult> {
       if (text !== "") holds = "azd's MSAL token cache in plain text (could not be parsed)";
     }
     if (!holds) continue;
-    findings.push({
-      tool: TOOL,
-      path,
-      holds: info.readableByOthers ? `${holds}; readable by other users` : holds,
-      risk,
-      mode: info.mode,
-      readableByOthers: info.readableByOthers,
-      fix: info.readableByOthers ? `chmod 600 ${shellQuote(path)} && ${FIX}` : FIX,
-    });
+    findings.push(fileFinding(TOOL, info, holds, risk, FIX));
   }
 
   for (const path of await listMatching(auth, /^cred.*\.json$/)) {
@@ -73,15 +65,7 @@ export async function checkAzd(ctx: Context): Promise<CheckResult> {
     const name = /^cred(.+)\.json$/.exec(path.slice(auth.length + 1))?.[1] ?? "";
     const clientId = name.slice(name.lastIndexOf(".") + 1); // `<tenant>.<client id>`; a tenant may be a domain
     const holds = `service principal ${clientId}: ${kinds.join(" and ")} in plain text`;
-    findings.push({
-      tool: TOOL,
-      path,
-      holds: info.readableByOthers ? `${holds}; readable by other users` : holds,
-      risk: "high",
-      mode: info.mode,
-      readableByOthers: info.readableByOthers,
-      fix: info.readableByOthers ? `chmod 600 ${shellQuote(path)} && azd auth logout` : "azd auth logout",
-    });
+    findings.push(fileFinding(TOOL, info, holds, "high", "azd auth logout"));
   }
   return { findings, checked };
 }

@@ -12,7 +12,7 @@ import {
   parseServicePrincipalEntries,
 } from "../../migrate/az-files.js";
 import { azureCliConfigDir } from "../../migrate/paths.js";
-import { fileInfo, readText, shellQuote, type FileInfo } from "../files.js";
+import { fileFinding, fileInfo, readText, shellQuote } from "../files.js";
 import type { CheckResult, Finding } from "../types.js";
 
 const TOOL = "Azure CLI";
@@ -20,22 +20,6 @@ const IMPORT = "azkeep import az --shred";
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
-}
-
-function withChmod(info: FileInfo, fix: string): string {
-  return info.readableByOthers ? `chmod 600 ${shellQuote(info.path)} && ${fix}` : fix;
-}
-
-function finding(info: FileInfo, holds: string, risk: Finding["risk"], fix: string): Finding {
-  return {
-    tool: TOOL,
-    path: info.path,
-    holds: info.readableByOthers ? `${holds}; readable by other users` : holds,
-    risk,
-    mode: info.mode,
-    readableByOthers: info.readableByOthers,
-    fix,
-  };
 }
 
 export async function checkAzureCli(ctx: Context): Promise<CheckResult> {
@@ -84,7 +68,7 @@ export async function checkAzureCli(ctx: Context): Promise<CheckResult> {
     } catch {
       holds = "the Azure CLI's token cache in plain text (it could not be parsed, so it may hold anything)";
     }
-    if (holds) findings.push(finding(cache, holds, risk, withChmod(cache, IMPORT)));
+    if (holds) findings.push(fileFinding(TOOL, cache, holds, risk, IMPORT));
   }
 
   const sp = await fileInfo(p("service_principal_entries.json"));
@@ -103,11 +87,12 @@ export async function checkAzureCli(ctx: Context): Promise<CheckResult> {
       ];
       if (secrets || assertions)
         findings.push(
-          finding(
+          fileFinding(
+            TOOL,
             sp,
             `service principal credentials in plain text: ${parts.join(", ")} (${entries.map((e) => e.clientId).join(", ")})`,
             "high",
-            withChmod(sp, IMPORT),
+            IMPORT,
           ),
         );
       // The certificate files themselves hold private keys in plain text.
@@ -116,21 +101,24 @@ export async function checkAzureCli(ctx: Context): Promise<CheckResult> {
         const pem = await fileInfo(c.credential.path);
         if (!pem?.isFile) continue;
         findings.push(
-          finding(
+          fileFinding(
+            TOOL,
             pem,
             `private key and certificate of service principal ${c.clientId}, named by ${sp.path}`,
             "high",
             `${IMPORT} (the key is copied into the sealed store), then shred -u ${shellQuote(pem.path)}`,
+            { chmodFirst: false }, // the fix ends by shredding it
           ),
         );
       }
     } catch {
       findings.push(
-        finding(
+        fileFinding(
+          TOOL,
           sp,
           "service principal entries in plain text (could not be parsed)",
           "high",
-          withChmod(sp, IMPORT),
+          IMPORT,
         ),
       );
     }
@@ -158,7 +146,7 @@ export async function checkAzureCli(ctx: Context): Promise<CheckResult> {
     } catch {
       /* reported as unparseable */
     }
-    if (holds) findings.push(finding(adal, holds, risk, withChmod(adal, IMPORT)));
+    if (holds) findings.push(fileFinding(TOOL, adal, holds, risk, IMPORT));
   }
 
   const profile = await fileInfo(p("azureProfile.json"));

@@ -7,22 +7,10 @@
  */
 import { join } from "node:path";
 import type { Context } from "../../context.js";
-import { fileInfo, listDirs, readBytes, readText, shellQuote, type FileInfo } from "../files.js";
+import { fileFinding, fileInfo, listDirs, readBytes, readText } from "../files.js";
 import type { CheckResult, Finding } from "../types.js";
 
 const TOOL = "gcloud";
-
-function mk(info: FileInfo, holds: string, risk: Finding["risk"], fix: string): Finding {
-  return {
-    tool: TOOL,
-    path: info.path,
-    holds: info.readableByOthers ? `${holds}; readable by other users` : holds,
-    risk,
-    mode: info.mode,
-    readableByOthers: info.readableByOthers,
-    fix: info.readableByOthers ? `chmod 600 ${shellQuote(info.path)} && ${fix}` : fix,
-  };
-}
 
 /** What a Google credential JSON (ADC, adc.json, a key file) holds; undefined when nothing usable. */
 export function describeGoogleCredential(doc: unknown): { holds: string; risk: Finding["risk"] } | undefined {
@@ -62,7 +50,7 @@ async function jsonCredential(path: string, fix: string): Promise<Finding | unde
     return undefined;
   }
   const d = describeGoogleCredential(doc);
-  return d ? mk(info, d.holds, d.risk, fix) : undefined;
+  return d ? fileFinding(TOOL, info, d.holds, d.risk, fix) : undefined;
 }
 
 export async function checkGcloud(ctx: Context): Promise<CheckResult> {
@@ -85,7 +73,8 @@ export async function checkGcloud(ctx: Context): Promise<CheckResult> {
     ];
     if (kinds.length || !bytes)
       findings.push(
-        mk(
+        fileFinding(
+          TOOL,
           creds,
           kinds.length
             ? `gcloud's credential database: ${kinds.join(" and ")} in plain text (SQLite)`
@@ -101,7 +90,8 @@ export async function checkGcloud(ctx: Context): Promise<CheckResult> {
     const bytes = await readBytes(tokens.path);
     if (!bytes || bytes.includes("ya29.") || bytes.includes("access_token"))
       findings.push(
-        mk(
+        fileFinding(
+          TOOL,
           tokens,
           "gcloud's cached access tokens in plain text (SQLite; each lasts about an hour)",
           "medium",
@@ -116,7 +106,8 @@ export async function checkGcloud(ctx: Context): Promise<CheckResult> {
     const boto = await fileInfo(join(account, ".boto"));
     if (boto?.isFile && /gs_oauth2_refresh_token|gs_service_key_file/.test((await readText(boto.path)) ?? ""))
       findings.push(
-        mk(
+        fileFinding(
+          TOOL,
           boto,
           "a gsutil refresh token or key file reference in plain text",
           "high",

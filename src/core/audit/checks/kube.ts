@@ -6,7 +6,7 @@
  */
 import { delimiter, join } from "node:path";
 import type { Context } from "../../context.js";
-import { fileInfo, readText, shellQuote } from "../files.js";
+import { fileFinding, fileInfo, readText, shellQuote } from "../files.js";
 import type { CheckResult, Finding } from "../types.js";
 
 const TOOL = "kubectl";
@@ -74,19 +74,16 @@ export async function checkKubeconfig(ctx: Context): Promise<CheckResult> {
       ctx.logger.debug(`doctor: ${path}: ${e instanceof Error ? e.message : String(e)}`);
       parsed = false;
     }
-    const chmod = info.readableByOthers ? `chmod 600 ${shellQuote(path)} && ` : "";
     if (items.length)
-      findings.push({
-        tool: TOOL,
-        path,
-        holds:
-          `embedded credentials in plain text (${items.join("; ")})` +
-          (info.readableByOthers ? "; readable by other users" : ""),
-        risk: high ? "high" : "medium",
-        mode: info.mode,
-        readableByOthers: info.readableByOthers,
-        fix: chmod + FIX,
-      });
+      findings.push(
+        fileFinding(
+          TOOL,
+          info,
+          `embedded credentials in plain text (${items.join("; ")})`,
+          high ? "high" : "medium",
+          FIX,
+        ),
+      );
     else if (!parsed)
       findings.push({
         tool: TOOL,
