@@ -11,8 +11,8 @@ import { ORGANIZATIONS, environment, isValidTenant } from "./entra/authority.js"
 import { listSubscriptions, listTenants, type ArmTenant } from "./profile/arm.js";
 import { mergeSignIn, sameUser, setDefault, withCloudName } from "./profile/accounts.js";
 import { TENANT_LEVEL_ACCOUNT_NAME, type ProfileUser, type SubscriptionEntry } from "./profile/types.js";
-import type { AccessTokenEntry, ServicePrincipalCredential, Store } from "./store/types.js";
-import { putAccessToken, targetFor } from "./tokens/cache.js";
+import type { ServicePrincipalCredential, Store } from "./store/types.js";
+import { grantedAccessToken, putAccessToken } from "./tokens/cache.js";
 import {
   acquireForManagedIdentity,
   acquireForServicePrincipal,
@@ -154,30 +154,6 @@ export async function login(ctx: Context, store: Store, req: LoginRequest): Prom
     return added;
   });
   return { subscriptions: added.map(withCloudName), user: collected.user };
-}
-
-function accessTokenEntry(
-  ctx: Context,
-  cloud: Cloud,
-  key: { homeAccountId: string | null; principal: string; clientId: string; tenantId: string },
-  token: TokenResult,
-  scopes: string[],
-): AccessTokenEntry {
-  const e: AccessTokenEntry = {
-    homeAccountId: key.homeAccountId,
-    principal: key.principal,
-    clientId: key.clientId,
-    environment: environment(cloud),
-    cloud: cloud.name,
-    tenantId: key.tenantId,
-    target: targetFor(scopes, token.scope),
-    secret: token.accessToken,
-    tokenType: token.tokenType || "Bearer",
-    expiresOn: token.expiresOn,
-    cachedAt: nowSec(ctx),
-  };
-  if (token.refreshOn !== undefined) e.refreshOn = token.refreshOn;
-  return e;
 }
 
 function noSubscriptions(name: string, mfa: ArmTenant[]): AzkeepError {
@@ -379,12 +355,12 @@ async function userLogin(ctx: Context, req: LoginRequest): Promise<Collected> {
       for (const t of tokens) {
         putAccessToken(
           state.secrets,
-          accessTokenEntry(
-            ctx,
+          grantedAccessToken(
+            { homeAccountId, principal: username, clientId, tenantId: t.token.tenantId, cloud: cloud.name },
             cloud,
-            { homeAccountId, principal: username, clientId, tenantId: t.token.tenantId },
             t.token,
             t.scopes,
+            now,
           ),
           now,
         );
@@ -451,12 +427,18 @@ async function servicePrincipalLogin(
       for (const t of tokens) {
         putAccessToken(
           state.secrets,
-          accessTokenEntry(
-            ctx,
+          grantedAccessToken(
+            {
+              homeAccountId: null,
+              principal: method.clientId,
+              clientId: method.clientId,
+              tenantId,
+              cloud: cloud.name,
+            },
             cloud,
-            { homeAccountId: null, principal: method.clientId, clientId: method.clientId, tenantId },
             t.token,
             t.scopes,
+            now,
           ),
           now,
         );
@@ -505,12 +487,18 @@ async function managedIdentityLogin(
     save(state) {
       putAccessToken(
         state.secrets,
-        accessTokenEntry(
-          ctx,
+        grantedAccessToken(
+          {
+            homeAccountId: null,
+            principal: info,
+            clientId: method.clientId ?? "managed-identity",
+            tenantId,
+            cloud: cloud.name,
+          },
           cloud,
-          { homeAccountId: null, principal: info, clientId: method.clientId ?? "managed-identity", tenantId },
           token,
           scopes,
+          nowSec(ctx),
         ),
         nowSec(ctx),
       );

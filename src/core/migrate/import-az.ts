@@ -18,6 +18,7 @@ import { AzkeepError } from "../errors.js";
 import { decodeJwtPayload, stringClaim } from "../entra/jwt.js";
 import type { Profile, SubscriptionEntry } from "../profile/types.js";
 import { redact } from "../redact.js";
+import { grantedAccessToken } from "../tokens/cache.js";
 import type {
   AccessTokenEntry,
   RefreshTokenEntry,
@@ -650,12 +651,13 @@ export function identityProviderVerifier(ctx: Context, store: Store, plan: Impor
       const { acquireWithRefreshToken } = await import("../flows/token.js");
       const cloud = cloudOf(rt.cloud);
       const tenant = verificationTenant(plan, rt);
+      const scopes = [resourceToScope(cloud.endpoints.activeDirectoryResourceId)];
       const result = await acquireWithRefreshToken(ctx, {
         cloud,
         tenant,
         clientId: rt.clientId,
         refreshToken: rt.secret,
-        scopes: [resourceToScope(cloud.endpoints.activeDirectoryResourceId)],
+        scopes,
       });
       const now = secondsNow(ctx);
       await store.update((state) => {
@@ -666,50 +668,32 @@ export function identityProviderVerifier(ctx: Context, store: Store, plan: Impor
             stored.lastModified = now;
           }
         }
-        const at: AccessTokenEntry = {
-          homeAccountId: rt.homeAccountId,
-          principal: rt.username,
-          clientId: rt.clientId,
-          environment: rt.environment,
-          cloud: rt.cloud,
-          tenantId: result.tenantId,
-          target: result.scope,
-          secret: result.accessToken,
-          tokenType: result.tokenType,
-          expiresOn: result.expiresOn,
-          cachedAt: now,
-        };
-        if (result.refreshOn !== undefined) at.refreshOn = result.refreshOn;
-        saveAccessToken(state, at);
+        const { homeAccountId, username: principal, clientId } = rt;
+        const key = { homeAccountId, principal, clientId, cloud: rt.cloud, tenantId: result.tenantId };
+        saveAccessToken(state, grantedAccessToken(key, cloud, result, scopes, now));
       });
     },
     async servicePrincipal(sp) {
       const { acquireForServicePrincipal } = await import("../flows/token.js");
       const cloud = cloudOf(sp.cloud);
+      const scopes = [resourceToScope(cloud.endpoints.activeDirectoryResourceId)];
       const result = await acquireForServicePrincipal(ctx, {
         cloud,
         tenant: sp.tenantId,
         clientId: sp.clientId,
         credential: sp.credential,
-        scopes: [resourceToScope(cloud.endpoints.activeDirectoryResourceId)],
+        scopes,
       });
       const now = secondsNow(ctx);
       await store.update((state) => {
-        const at: AccessTokenEntry = {
+        const key = {
           homeAccountId: null,
           principal: sp.clientId,
           clientId: sp.clientId,
-          environment: new URL(cloud.endpoints.activeDirectory).host.toLowerCase(),
           cloud: sp.cloud,
           tenantId: result.tenantId,
-          target: result.scope,
-          secret: result.accessToken,
-          tokenType: result.tokenType,
-          expiresOn: result.expiresOn,
-          cachedAt: now,
         };
-        if (result.refreshOn !== undefined) at.refreshOn = result.refreshOn;
-        saveAccessToken(state, at);
+        saveAccessToken(state, grantedAccessToken(key, cloud, result, scopes, now));
       });
     },
   };

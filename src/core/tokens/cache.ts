@@ -4,6 +4,9 @@
  * authority host and tenant are equal and the requested scope is one of its scopes; it is
  * reused while more than 5 minutes remain (and its `refresh_in` has not passed).
  */
+import type { Cloud } from "../clouds.js";
+import { environment } from "../entra/authority.js";
+import type { TokenResult } from "../flows/token.js";
 import type { AccessTokenEntry, RefreshTokenEntry, Secrets } from "../store/types.js";
 
 /** Reuse a cached token only while more than this remains (as az/MSAL: 300 s). */
@@ -108,4 +111,32 @@ export function targetFor(requested: readonly string[], granted: string | undefi
   const scopes = scopesOf(granted ?? "");
   for (const r of requested) if (!scopes.includes(r)) scopes.push(r);
   return scopes.join(" ");
+}
+
+/**
+ * The cache entry of a token just granted to `key`'s identity by `cloud`'s identity provider,
+ * for the `scopes` asked (kept next to the granted ones, see `targetFor`). One shape for every
+ * writer: sign-in, the token policy and `import az`'s verification.
+ */
+export function grantedAccessToken(
+  key: { homeAccountId: string | null; principal: string; clientId: string; cloud: string; tenantId: string },
+  cloud: Cloud,
+  grant: Pick<TokenResult, "accessToken" | "tokenType" | "expiresOn" | "refreshOn" | "scope">,
+  scopes: readonly string[],
+  nowS: number,
+): AccessTokenEntry {
+  return {
+    homeAccountId: key.homeAccountId,
+    principal: key.principal,
+    clientId: key.clientId,
+    environment: environment(cloud),
+    cloud: key.cloud,
+    tenantId: key.tenantId,
+    target: targetFor(scopes, grant.scope),
+    secret: grant.accessToken,
+    tokenType: grant.tokenType || "Bearer",
+    expiresOn: grant.expiresOn,
+    cachedAt: nowS,
+    ...(grant.refreshOn !== undefined ? { refreshOn: grant.refreshOn } : {}),
+  };
 }

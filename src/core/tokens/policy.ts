@@ -38,10 +38,10 @@ import { identityKind, managedIdentitySelector, type ManagedIdentitySelector } f
 import {
   findAccessToken,
   findRefreshToken,
+  grantedAccessToken,
   isFresh,
   isUsable,
   putAccessToken,
-  targetFor,
   type TokenKey,
 } from "./cache.js";
 import type { FailureMemo } from "./memo.js";
@@ -398,20 +398,7 @@ export async function acquireToken(
     }
 
     const at = nowS(ctx);
-    const entry: AccessTokenEntry = {
-      homeAccountId: p.key.homeAccountId,
-      principal: p.key.principal,
-      clientId: p.key.clientId,
-      environment: hostOf(cloud.endpoints.activeDirectory),
-      cloud: p.key.cloud,
-      tenantId: p.key.tenantId,
-      target: targetFor(req.scopes, grant.scope),
-      secret: grant.accessToken,
-      tokenType: grant.tokenType || "Bearer",
-      expiresOn: grant.expiresOn,
-      cachedAt: at,
-      ...(grant.refreshOn !== undefined ? { refreshOn: grant.refreshOn } : {}),
-    };
+    const entry = grantedAccessToken(p.key, cloud, grant, req.scopes, at);
     putAccessToken(state.secrets, entry, at);
     if (grant.refreshToken && p.kind === "user") {
       const rt = findRefreshToken(state.secrets, {
@@ -438,14 +425,6 @@ function findServicePrincipal(secrets: Secrets, clientId: string, tenant: string
     });
   }
   return sp;
-}
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host.toLowerCase();
-  } catch {
-    return url;
-  }
 }
 
 /** A Context whose fetch also aborts on `signal` (the per-attempt timeout of the retries). */
