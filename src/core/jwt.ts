@@ -1,8 +1,9 @@
 /**
  * Local decoding of a JSON Web Token (RFC 7519, compact JWS serialisation): header and claims,
  * without verifying the signature and without any network. Used by `azkeep token decode` (so
- * nobody pastes a token into a website to read it) and wherever azkeep needs an unverified
- * claim such as `tid` from a token it just received over TLS.
+ * nobody pastes a token into a website to read it) and the library's `decodeJwt`: strict, with
+ * a message for each way the input is not a JWT. A claim such as `tid` of a token azkeep just
+ * received over TLS is read with `entra/jwt.ts` instead, which never throws.
  *
  * Deliberately dependency-free: it sits on hot paths where importing `jose` would cost start-up.
  */
@@ -66,19 +67,4 @@ export function decodeJwt(token: string): DecodedJwt {
 export function numericDate(claims: Record<string, unknown>, name: string): number | undefined {
   const v = claims[name];
   return typeof v === "number" && Number.isFinite(v) ? v : undefined;
-}
-
-/** A string claim, or undefined. */
-export function stringClaim(claims: Record<string, unknown>, name: string): string | undefined {
-  const v = claims[name];
-  return typeof v === "string" ? v : undefined;
-}
-
-/** Decodes without throwing: the claims, or undefined when `token` is not a readable JWT. */
-export function tryDecodeClaims(token: string): Record<string, unknown> | undefined {
-  try {
-    return decodeJwt(token).claims;
-  } catch {
-    return undefined;
-  }
 }

@@ -375,18 +375,3 @@ export function parseAdalAccessTokens(text: string, path: string): AdalTokens {
   });
   return { users, servicePrincipals };
 }
-
-/**
- * The payload of a JWT, decoded without verification — only to learn who a token belongs to
- * (`oid`, `tid`) when a cache entry does not say. Undefined when it is not a JWT.
- */
-export function unverifiedJwtClaims(token: string): Json | undefined {
-  const part = token.split(".")[1];
-  if (!part) return undefined;
-  try {
-    const payload = JSON.parse(Buffer.from(part, "base64url").toString("utf8")) as unknown;
-    return isObject(payload) ? payload : undefined;
-  } catch {
-    return undefined;
-  }
-}
