@@ -6,7 +6,7 @@
  */
 import { writeSync } from "node:fs";
 import { createNodeContext, type Context } from "../core/context.js";
-import type { ResourceType } from "../core/clouds.js";
+import { RESOURCE_TYPES, type ResourceType } from "../core/clouds.js";
 import { errorText as commandErrorText } from "../cli/error-text.js";
 import { EXIT } from "../cli/exit-codes.js";
 import { applyQuery, formatOutput, isOutputFormat, type OutputFormat } from "../cli/output/format.js";
@@ -18,8 +18,6 @@ import { ShimUsageError, type ParsedShimArgs } from "./argv.js";
 
 /** The Azure CLI version the shim reports: new enough for every caller (expires_on: ≥ 2.54). */
 export const SHIM_AZ_VERSION = "2.67.0";
-
-const RESOURCE_TYPES = new Set(["oss-rdbms", "arm", "aad-graph", "ms-graph", "batch", "media", "data-lake"]);
 
 /** `az`: the shim (quiet, az's words); `azkeep`: the CLI's fast path (the frame's behaviour). */
 export type Mode = "az" | "azkeep";
@@ -47,9 +45,13 @@ async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO): Promise<unkno
   Object.defineProperty(deps, "signal", { get: () => io.signal, enumerable: true, configurable: true });
   if (p.command === "account get-access-token") {
     const resourceType = str(p.options.resourceType);
-    if (resourceType !== undefined && !RESOURCE_TYPES.has(resourceType)) {
+    if (resourceType !== undefined && !Object.hasOwn(RESOURCE_TYPES, resourceType)) {
       throw new ShimUsageError(
-        `argument --resource-type: invalid choice: '${resourceType}' (choose from ${[...RESOURCE_TYPES].map((r) => `'${r}'`).join(", ")})`,
+        `argument --resource-type: invalid choice: '${resourceType}' (choose from ${Object.keys(
+          RESOURCE_TYPES,
+        )
+          .map((r) => `'${r}'`)
+          .join(", ")})`,
       );
     }
     return getAccessToken(ctx, deps, {

@@ -5,7 +5,7 @@
  * esbuild's code splitting cannot lazily import a module that is also imported statically.
  */
 import { Option, type Command } from "commander";
-import type { ResourceType } from "../../../core/clouds.js";
+import { RESOURCE_TYPES, type ResourceType } from "../../../core/clouds.js";
 import type { Lazy } from "../../command.js";
 
 export interface GetAccessTokenFlags {
@@ -17,8 +17,6 @@ export interface GetAccessTokenFlags {
   tenant?: string;
   claimsChallenge?: string;
 }
-
-const RESOURCE_TYPE_CHOICES = ["oss-rdbms", "arm", "aad-graph", "ms-graph", "batch", "media", "data-lake"];
 
 /** Declares the command on the `account` group; its code loads only when it runs. */
 export function registerGetAccessToken(account: Command, lazy: Lazy): void {
@@ -35,7 +33,7 @@ export function registerGetAccessToken(account: Command, lazy: Lazy): void {
     )
     .addOption(
       new Option("--resource-type <type>", "a resource of the account's cloud").choices(
-        RESOURCE_TYPE_CHOICES,
+        Object.keys(RESOURCE_TYPES),
       ),
     )
     .option(
