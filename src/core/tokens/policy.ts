@@ -29,12 +29,17 @@ import {
   type ResourceType,
 } from "../clouds.js";
 import type { Context } from "../context.js";
-import type { TokenResult } from "../flows/token.js";
+import type {
+  TokenResult,
+  acquireForManagedIdentity,
+  acquireForServicePrincipal,
+  acquireWithRefreshToken,
+} from "../flows/token.js";
 import { AuthenticationRequiredError, AzkeepError, NetworkError } from "../errors.js";
 import { findSubscription, unquote } from "../profile/accounts.js";
 import type { SubscriptionEntry } from "../profile/types.js";
 import type { AccessTokenEntry, Secrets, ServicePrincipalEntry, Store } from "../store/types.js";
-import { identityKind, managedIdentitySelector, type ManagedIdentitySelector } from "./account.js";
+import { identityKind, managedIdentitySelector } from "./account.js";
 import {
   findAccessToken,
   findRefreshToken,
@@ -54,33 +59,13 @@ export type Grant = Pick<
 >;
 
 /**
- * Where tokens come from: one request each, no retries (the policy retries). The default is
- * `core/flows/token.ts`, imported only when the cache cannot answer.
+ * Where tokens come from: one request each, no retries (the policy retries), with the requests
+ * of `core/flows/token.ts` — the default, imported only when the cache cannot answer.
  */
 export interface TokenSource {
-  refresh(
-    ctx: Context,
-    req: {
-      cloud: Cloud;
-      tenant: string;
-      clientId: string;
-      refreshToken: string;
-      scopes: string[];
-      claims?: string;
-    },
-  ): Promise<Grant>;
-  servicePrincipal(
-    ctx: Context,
-    req: {
-      cloud: Cloud;
-      tenant: string;
-      clientId: string;
-      credential: ServicePrincipalEntry["credential"];
-      scopes: string[];
-      claims?: string;
-    },
-  ): Promise<Grant>;
-  managedIdentity(ctx: Context, req: { resource: string } & ManagedIdentitySelector): Promise<Grant>;
+  refresh(ctx: Context, req: Parameters<typeof acquireWithRefreshToken>[1]): Promise<Grant>;
+  servicePrincipal(ctx: Context, req: Parameters<typeof acquireForServicePrincipal>[1]): Promise<Grant>;
+  managedIdentity(ctx: Context, req: Parameters<typeof acquireForManagedIdentity>[1]): Promise<Grant>;
 }
 
 export interface TokenRequest {
