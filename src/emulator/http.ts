@@ -3,7 +3,7 @@
  * throws on hostile input: a bad path, header or body becomes a `BadRequest` the router turns
  * into an Entra- or ARM-style error.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 
 /** Bodies larger than this are refused (Entra refuses large bodies too). */
@@ -201,4 +201,27 @@ export function parseCookies(req: Req): Map<string, string> {
     out.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
   }
   return out;
+}
+
+/** Listens on `host:port` (0: a free port); rejects when the address is taken. */
+export function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+/** Stops listening and drops open (keep-alive) connections; a server not listening is done. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }

@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { EmulatorControl } from "./control.js";
+import { closeServer, listen } from "./http.js";
 import { DEFAULT_SEED, parseSeed, type Seed } from "./seed.js";
 import { createHandler, type CoreContext } from "./server.js";
 import { TokenIssuer, createSigningKey } from "./tokens.js";
@@ -80,16 +81,6 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.AZKEEP_EMULATOR_DIR) return env.AZKEEP_EMULATOR_DIR;
   const data = env.XDG_DATA_HOME || join(homedir(), ".local", "share");
   return join(data, "azkeep", "emulator");
-}
-
-function listen(server: http.Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
 }
 
 /** Starts the emulator. Close it with `close()` (or `await using`). */
@@ -192,15 +183,4 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     close,
     [Symbol.asyncDispose]: close,
   };
-}
-
-function closeServer(server: http.Server): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) {
-      resolve();
-      return;
-    }
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }

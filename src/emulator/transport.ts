@@ -13,6 +13,7 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { AZURE_HOSTS, LOOPBACK_HOSTS, issueServerCertificate, loadOrCreateCa, matchesHost } from "./ca.js";
+import { closeServer, listen } from "./http.js";
 
 export type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -221,25 +222,4 @@ function absoluteTarget(value: string): { hostname: string; host: string; path: 
   } catch {
     return undefined;
   }
-}
-
-function listen(server: http.Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-}
-
-function closeServer(server: http.Server): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) {
-      resolve();
-      return;
-    }
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }
