@@ -260,6 +260,18 @@ describe("the config folder copied into a fresh HOME (e2e, real keyrings)", { ti
       return t.skip("needs root to run the copy as another user (its own kernel keyrings)");
     const started = Date.now();
     const nobody = 65534;
+    const readable = await run(
+      [process.execPath, "-e", `require("node:fs").accessSync(${JSON.stringify(BIN)}, 4)`],
+      {
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+        uid: nobody,
+        cwd: "/",
+      },
+    );
+    if (readable.code !== 0)
+      return t.skip(
+        `another user (nobody) cannot read ${BIN}: the checkout's folders must be world-readable for this case`,
+      );
     using ha = freshHome("azkeep-e2e-home-a-", { AZKEEP_STORE_PROVIDER: "keyutils" });
     using hb = freshHome("azkeep-e2e-home-b-");
     // Another user cannot read the emulator's CA in its 0700 data folder: give it a copy.

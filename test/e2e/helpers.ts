@@ -260,3 +260,51 @@ export function readPlaces(files: Iterable<string>, maxBytes = 64 * 1024 * 1024)
   }
   return out;
 }
+
+/**
+ * Samples the command lines (`/proc/<pid>/cmdline`) of this process's descendants until
+ * stopped, to catch a secret handed to any of them in argv — which every user on the machine
+ * can read. Only descendants: other processes on the machine are none of this test's business.
+ * A sample, not a trace: a process living less than one interval can be missed.
+ */
+export function sampleCommandLines(intervalMs = 40): { seen(): string[]; stop(): void } {
+  const seen = new Set<string>();
+  const sweep = () => {
+    const parent = new Map<number, number>();
+    try {
+      for (const name of readdirSync("/proc")) {
+        if (!/^\d+$/.test(name)) continue;
+        try {
+          const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+          // pid (comm) state ppid …; comm may hold spaces and parentheses.
+          const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+          parent.set(Number(name), ppid);
+        } catch {
+          /* gone */
+        }
+      }
+    } catch {
+      return;
+    }
+    const isOurs = (pid: number) => {
+      for (let p = parent.get(pid), n = 0; p !== undefined && p > 1 && n < 64; p = parent.get(p), n++)
+        if (p === process.pid) return true;
+      return false;
+    };
+    for (const pid of parent.keys()) {
+      if (!isOurs(pid)) continue;
+      try {
+        const c = readFileSync(`/proc/${pid}/cmdline`);
+        if (c.length > 0) seen.add(c.toString("utf8").replaceAll("\0", " ").trimEnd());
+      } catch {
+        /* gone */
+      }
+    }
+  };
+  sweep();
+  const timer = setInterval(sweep, intervalMs);
+  return {
+    seen: () => [...seen],
+    stop: () => clearInterval(timer),
+  };
+}
