@@ -81,8 +81,9 @@ export function errorText(e: unknown, mode: Mode, debug: boolean): { text: strin
     debug,
     // Not signed in at all: say so in the words callers look for (JS and Python treat stderr
     // containing "az login" without "AADSTS" as "not signed in": try the next credential).
+    // A store whose key is gone (a copied folder, keyutils after a reboot) is the same case.
     extra: (err) =>
-      err.code === "auth_required" && !/AADSTS/.test(err.message)
+      (err.code === "auth_required" || err.code === "store_damaged") && !/AADSTS/.test(err.message)
         ? "This az is azkeep's shim: sign in with `azkeep login` (not az login)."
         : undefined,
     bugReport: "This is a bug in azkeep's az shim; run the command again with --debug and report the output.",
