@@ -193,12 +193,14 @@ describe("the config folder copied into a fresh HOME (e2e, real keyrings)", { ti
     assertRefused(shim, "copy: az (shim) account get-access-token -o json", secrets, false);
     // And on a fresh copy, the shim is the first to open it.
     copyInto(source, b.h, uid);
-    assertRefused(
-      await b.az(["account", "get-access-token", "-o", "json"]),
-      "copy: az shim first",
-      secrets,
-      false,
-    );
+    const first = await b.az(["account", "get-access-token", "-o", "json"]);
+    assertRefused(first, "copy: az shim first", secrets, false);
+    // In the words its callers look for, so a credential chain moves on to the next credential
+    // (JS, Python, Go: stderr with "az login" and no "AADSTS" means "not signed in").
+    for (const r of [shim, first]) {
+      assert.match(r.stderr, /az login/, r.stderr);
+      assert.doesNotMatch(r.stderr, /AADSTS|az login --scope/);
+    }
   }
 
   /** Signing in on the copy makes it work again (the provider stays; a new key in this HOME's keyring). */
