@@ -8,18 +8,11 @@ const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url),
 
 const entryPoints = {
   "cli/main": "src/cli/main.ts",
-};
-for (const [name, file] of Object.entries({
   "lib/index": "src/lib/index.ts",
   "lib/emulator": "src/emulator/index.ts",
-})) {
-  try {
-    readFileSync(new URL(`../${file}`, import.meta.url));
-    entryPoints[name] = file;
-  } catch {
-    /* entry not written yet */
-  }
-}
+};
+// Hashed chunks of earlier builds are never loaded again; start from an empty dist/.
+rmSync(new URL("../dist", import.meta.url), { recursive: true, force: true });
 // The hot paths (`account get-access-token` through bin's fast lane, and the `az` shim) are a
 // build of their own: without commander or any command but theirs, one file each, so a cached
 // token costs one module load, not dozens (measured in docs/benchmarks.md). npm dependencies
