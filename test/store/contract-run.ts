@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, it } from "node:test";
 import { readConfig } from "../../src/core/config.js";
 import { createFileStore } from "../../src/core/store/file-store.js";
@@ -86,4 +88,40 @@ if (name === "keyutils") {
     await store.update((s) => void (s.secrets.refreshTokens = []));
     assert.equal(fromNewSession(desc), true, "the write did not renew the persistent link");
   });
+
+  if (backend === "keyctl") {
+    it("keyutils (keyctl): a read in the session that wrote the key runs keyctl once (`keyctl pipe`)", async () => {
+      // A `keyctl` first on PATH that logs its arguments and runs the real one.
+      const real = sh("command -v keyctl").stdout.trim();
+      const bin = join(tmp.root, "logged-bin");
+      const log = join(tmp.root, "keyctl.log");
+      mkdirSync(bin, { recursive: true });
+      writeFileSync(join(bin, "keyctl"), `#!/bin/sh\necho "$1" >> '${log}'\nexec '${real}' "$@"\n`, {
+        mode: 0o755,
+      });
+      const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}` };
+      const logged = () => (existsSync(log) ? readFileSync(log, "utf8").trim().split("\n") : []);
+      const kid = Buffer.alloc(16, 0xcd);
+      const rec = { provider: "keyutils" as const, keyId: kid.toString("hex"), keyCheck: "", createdAt: "" };
+      const writer = createKeyutilsProvider({ ...pctx(), ctx: tmp.ctx(env) });
+      const { key } = await writer.createKey(kid, "first");
+      try {
+        rmSync(log, { force: true });
+        const reader = createKeyutilsProvider({ ...pctx(), ctx: tmp.ctx(env) });
+        const got = await reader.getKey(rec, () => true);
+        assert.deepEqual(Buffer.from(got!), Buffer.from(key));
+        assert.deepEqual(logged(), ["pipe"]);
+        // A key that is not there: the persistent keyring is tried once more, then "missing".
+        rmSync(log, { force: true });
+        const missing = await reader.getKey(
+          { ...rec, keyId: Buffer.alloc(16, 0xce).toString("hex") },
+          () => true,
+        );
+        assert.equal(missing, undefined);
+        assert.deepEqual(logged(), ["pipe", "get_persistent", "pipe"]);
+      } finally {
+        await writer.deleteKey(rec);
+      }
+    });
+  }
 }

@@ -9,7 +9,8 @@
  *   seconds without use (3 days by default; each write renews it) and never survives a reboot.
  * After a reboot the key is gone: the store cannot be opened and azkeep says to sign in again.
  *
- * Backends: the `keyctl` command (Debian `keyutils`; ~2 ms per call) when it is on PATH, else
+ * Backends: the `keyctl` command (Debian `keyutils`; ~2 ms per call; a cached read in the
+ * session that wrote the key is one call, `keyctl pipe`) when it is on PATH, else
  * the kernel calls inside @napi-rs/keyring (~10 ms to load the native module). The key goes to
  * `keyctl` on standard input, never on its command line. The key's permissions are the
  * kernel default: only processes that possess it (through the session keyring) can read it.
@@ -44,10 +45,15 @@ interface Backend {
 
 type SpawnSync = typeof ChildProcess.spawnSync;
 
-function keyctlBackend(pctx: ProviderContext, timeoutMs: number, spawnSync: SpawnSync): Backend {
+function keyctlBackend(
+  pctx: ProviderContext,
+  timeoutMs: number,
+  spawnSync: SpawnSync,
+  keyctl: string,
+): Backend {
   const env = { PATH: pctx.ctx.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" };
   const run = (args: string[], input?: Uint8Array) => {
-    const r = spawnSync("keyctl", args, { input, env, timeout: timeoutMs, maxBuffer: 1 << 16 });
+    const r = spawnSync(keyctl, args, { input, env, timeout: timeoutMs, maxBuffer: 1 << 16 });
     if (r.error)
       throw unavailable(`The kernel keyring could not be used (keyctl: ${r.error.message}).`, r.error);
     return { ok: r.status === 0, stdout: r.stdout, stderr: r.stderr.toString("utf8").trim() };
@@ -70,9 +76,11 @@ function keyctlBackend(pctx: ProviderContext, timeoutMs: number, spawnSync: Spaw
       if (persistent) run(["link", id, persistent]);
     },
     read(desc) {
+      // The common case is one spawn: `keyctl pipe` finds the key through the session keyring.
       let r = pipe(desc);
       // In a new login session the key is reachable only once the persistent keyring is linked
       // in; until then the kernel says "not found" or, having found it, "permission denied".
+      // Linking it (two more spawns) makes every later read in this session one spawn again.
       if (!r.ok && (notFound(r.stderr) || denied(r.stderr)) && linkPersistent() !== undefined) r = pipe(desc);
       if (r.ok) return new Uint8Array(r.stdout);
       // A key we cannot possess (another session's, never linked to the persistent keyring) is
@@ -138,17 +146,22 @@ async function napiBackend(): Promise<Backend> {
   };
 }
 
-/** Looks `keyctl` up on PATH without spawning anything (this runs on the hot path). */
-function hasKeyctl(pctx: ProviderContext): boolean {
+/**
+ * Looks `keyctl` up on PATH without spawning anything (this runs on the hot path); its absolute
+ * path is then spawned, so the child does not walk PATH again.
+ */
+function findKeyctl(pctx: ProviderContext): string | undefined {
   const path = pctx.ctx.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin";
-  return path.split(delimiter).some((dir) => {
+  for (const dir of path.split(delimiter)) {
+    const file = join(dir || ".", "keyctl");
     try {
-      accessSync(join(dir || ".", "keyctl"), constants.X_OK);
-      return true;
+      accessSync(file, constants.X_OK);
+      return file;
     } catch {
-      return false;
+      /* next */
     }
-  });
+  }
+  return undefined;
 }
 
 export function createKeyutilsProvider(pctx: ProviderContext): KeyProvider {
@@ -159,10 +172,11 @@ export function createKeyutilsProvider(pctx: ProviderContext): KeyProvider {
       if (process.platform !== "linux")
         throw unavailable("The kernel keyring (keyutils) exists only on Linux.");
       const choice = pctx.options.keyutilsBackend;
-      if (choice === "keyctl" || (choice === undefined && hasKeyctl(pctx))) {
+      const keyctl = choice === "napi" ? undefined : findKeyctl(pctx);
+      if (choice === "keyctl" || keyctl !== undefined) {
         // Loaded here, not at start-up (a static import would cost every command in a one-file bundle).
         const { spawnSync } = await import("node:child_process");
-        return keyctlBackend(pctx, timeoutMs, spawnSync);
+        return keyctlBackend(pctx, timeoutMs, spawnSync, keyctl ?? "keyctl");
       }
       return napiBackend();
     })());
