@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { requireTool } from "../helpers/require-tool.js";
 import { tempStoreDir } from "./helpers.js";
 import { runProcess } from "../helpers/process.js";
-import { TSX } from "./run-child.js";
+import { TSX, underGnomeKeyring } from "./run-child.js";
 
 interface Probe {
   ok: boolean;
@@ -95,5 +95,41 @@ describe("keyring provider: a Secret Service that cannot answer", () => {
     assert.equal(p.code, "store_unavailable");
     assert.match(p.message!, /did not answer within 800 ms/);
     assert.ok(p.ms < 5000, `took ${p.ms} ms`);
+  });
+});
+
+describe("keyring provider: the pure-JS reader with a real gnome-keyring", () => {
+  it("reads an unlocked key alone; a locked item goes to the native module (never 'missing')", async (t) => {
+    if (!requireTool(t, "dbus-run-session", "apt-get install dbus")) return;
+    if (!requireTool(t, "gnome-keyring-daemon", "apt-get install gnome-keyring")) return;
+    using tmp = tempStoreDir();
+    const env: Record<string, string | undefined> = { ...process.env, HOME: tmp.root };
+    delete env.DBUS_SESSION_BUS_ADDRESS;
+    delete env.XDG_RUNTIME_DIR;
+    delete env.DISPLAY;
+    const [cmd, args] = underGnomeKeyring([...TSX, "test/store/fixtures/keyring-locked.ts"]);
+    const r = await runProcess(cmd, args, { env, timeoutMs: 90_000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const o = JSON.parse(r.stdout.trim().split("\n").pop()!) as {
+      unlockedSame: boolean;
+      unlockedLog: string[];
+      lockStatus: number;
+      locked: string | { code: string; message: string };
+      lockedMs: number;
+      lockedLog: string[];
+    };
+    assert.equal(o.unlockedSame, true);
+    assert.deepEqual(
+      o.unlockedLog.filter((l) => /napi-rs/.test(l)),
+      [],
+      "the unlocked read used the native module",
+    );
+    assert.equal(o.lockStatus, 0, "could not lock the collection");
+    assert.match(o.lockedLog.join("\n"), /reading through @napi-rs\/keyring \(the item is locked\)/);
+    // Without a display the native module's unlock prompt is dismissed: unavailable, not missing.
+    assert.notEqual(o.locked, "missing");
+    assert.notEqual(o.locked, "different");
+    if (typeof o.locked !== "string") assert.equal(o.locked.code, "store_unavailable");
+    assert.ok(o.lockedMs < 15_000, `took ${o.lockedMs} ms`);
   });
 });
