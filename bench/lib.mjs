@@ -127,6 +127,10 @@ export function azkeepStoreEnv(root) {
     XDG_RUNTIME_DIR: join(root, "run"),
     AZKEEP_STORE_PROVIDER: process.env.AZKEEP_STORE_PROVIDER ?? "insecure-file",
     NO_COLOR: "1",
+    // The keyring provider needs the session bus (run the bench under dbus-run-session).
+    ...(process.env.AZKEEP_STORE_PROVIDER === "keyring" && process.env.DBUS_SESSION_BUS_ADDRESS
+      ? { DBUS_SESSION_BUS_ADDRESS: process.env.DBUS_SESSION_BUS_ADDRESS }
+      : {}),
   };
 }
 
