@@ -347,6 +347,24 @@ describe("secret-service: the message parser", () => {
     assert.deepEqual(s[2], SECRET);
   });
 
+  it("types that take no space (an array of empty structs) are refused, not looped over", () => {
+    for (const signature of ["a()", "a{}", "a{s}", "a(())"]) {
+      const m = encodeMessage({
+        type: 2,
+        serial: 1,
+        replySerial: 3,
+        signature,
+        body: (w) => {
+          w.u32(8);
+          w.align(8);
+          w.u32(0);
+          w.u32(0);
+        },
+      });
+      assert.throws(() => parseMessages(m), WireError, signature);
+    }
+  });
+
   it("random bytes: parsed, incomplete, or a WireError — never another exception", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 512 }), (bytes) => {

@@ -268,7 +268,10 @@ class Reader {
         }
         const items: Value[] = [];
         while (this.pos < stop) {
+          const before = this.pos;
           const [v] = this.value(elem, 0, depth + 1);
+          // Every valid element takes at least one byte; zero would loop forever.
+          if (this.pos === before) throw new WireError("an array element takes no space");
           items.push(v);
           if (this.pos > stop) throw new WireError("an array element runs past its array");
         }
@@ -286,6 +289,8 @@ class Reader {
           fields.push(v);
           j = next;
         }
+        if (fields.length === 0 || (t === "{" && fields.length !== 2))
+          throw new WireError("an empty struct or a dict entry without a key and a value");
         return [fields, j + 1];
       }
       default:
@@ -338,10 +343,14 @@ function completeType(sig: string, i: number, depth = 0): number {
   if (t === "(" || t === "{") {
     const close = t === "(" ? ")" : "}";
     let j = i + 1;
+    let fields = 0;
     while (sig[j] !== close) {
       if (j >= sig.length) throw new WireError("a struct in a signature is not closed");
       j = completeType(sig, j, depth + 1);
+      fields++;
     }
+    if (fields === 0 || (t === "{" && fields !== 2))
+      throw new WireError("an empty struct or a dict entry without a key and a value");
     return j + 1;
   }
   if (!"ybnqiuxtdsogvh".includes(t))
