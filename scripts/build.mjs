@@ -10,6 +10,9 @@ const entryPoints = {
   "cli/main": "src/cli/main.ts",
   "lib/index": "src/lib/index.ts",
   "lib/emulator": "src/emulator/index.ts",
+  // The agent's two processes (src/agent/server.ts): the front and the vault.
+  "agent/daemon": "src/agent/daemon.ts",
+  "agent/vault": "src/agent/vault.ts",
 };
 // Hashed chunks of earlier builds are never loaded again; start from an empty dist/.
 rmSync(new URL("../dist", import.meta.url), { recursive: true, force: true });
@@ -30,7 +33,7 @@ const common = {
   legalComments: "none",
   chunkNames: "chunks/[name]-[hash]",
   // Native addon: loaded from node_modules at run time.
-  external: ["@napi-rs/keyring", "playwright-core", "oidc-provider"],
+  external: ["@napi-rs/keyring", "playwright-core", "oidc-provider", "koffi"],
   define: { __AZKEEP_VERSION__: JSON.stringify(pkg.version) },
   // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
   banner: {

@@ -24,11 +24,27 @@ export interface StoreConfig {
   previous?: KeyRecord;
   /** The explicit opt-in that allows the insecure-file provider, with when and how it was given. */
   insecureFileOptIn?: { at: string; via: string };
+  /**
+   * `agent-only`: no process but the agent unseals the store (`azkeep agent start
+   * --agent-only`); absent or `direct`: any azkeep process may, and uses the agent when it runs.
+   */
+  mode?: "agent-only" | "direct";
+}
+
+/** The agent's settings (`azkeep agent start --auto …` remembers them). */
+export interface AgentConfig {
+  /** Any command that needs the store starts the agent in the background when none runs. */
+  auto?: boolean;
+  /** Lock after this long without use (ms), for auto-started agents. */
+  idleMs?: number;
+  /** Lock this long after an unlock (ms), for auto-started agents. */
+  maxMs?: number;
 }
 
 export interface AzkeepConfig {
   version: 1;
   store?: StoreConfig;
+  agent?: AgentConfig;
 }
 
 export function configPath(ctx: Pick<Context, "paths">): string {

@@ -27,6 +27,8 @@ export type ErrorCode =
   | "config"
   /** The user cancelled (Ctrl-C, closed the browser, denied consent). */
   | "cancelled"
+  /** The agent's release gate refused to hand out a token or profile data. */
+  | "denied"
   /** A bug: should never be seen. */
   | "internal";
 

@@ -71,8 +71,12 @@ export class AzkeepCredential implements TokenCredential {
 
   async #dependencies(): Promise<PolicyDeps> {
     if (this.#options.deps) return this.#options.deps;
-    this.#deps ??= import("../core/tokens/deps.js").then(({ openTokenDeps }) =>
-      openTokenDeps(this.#context()),
+    // Through the azkeep agent when it runs (the refresh token then never enters this process).
+    this.#deps ??= Promise.all([import("../core/tokens/deps.js"), import("../agent/attach.js")]).then(
+      async ([{ openTokenDeps }, { agentDelegate }]) => ({
+        ...(await openTokenDeps(this.#context())),
+        delegate: agentDelegate(this.#context()),
+      }),
     );
     try {
       return await this.#deps;

@@ -13,7 +13,8 @@ import { applyQuery, formatOutput, isOutputFormat, type OutputFormat } from "../
 import { findSubscription } from "../core/profile/accounts.js";
 import { listAccounts } from "../core/profile/ops.js";
 import { openTokenDeps } from "../core/tokens/deps.js";
-import { getAccessToken } from "../core/tokens/get-access-token.js";
+import { getAccessToken, toAzShape } from "../core/tokens/get-access-token.js";
+import { withAgent } from "../agent/attach.js";
 import { ShimUsageError, type ParsedShimArgs } from "./argv.js";
 
 /** The Azure CLI version the shim reports: new enough for every caller (expires_on: ≥ 2.54). */
@@ -39,12 +40,8 @@ async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO): Promise<unkno
     const v = io.env.AZKEEP_SHIM_AZ_VERSION || SHIM_AZ_VERSION;
     return { "azure-cli": v, "azure-cli-core": v, "azure-cli-telemetry": "1.1.0", extensions: {} };
   }
-  const deps = await openTokenDeps(ctx);
-  // Read only when the policy needs it (a refresh), so the signal handlers stay uninstalled
-  // on the cached path.
-  Object.defineProperty(deps, "signal", { get: () => io.signal, enumerable: true, configurable: true });
+  const resourceType = str(p.options.resourceType);
   if (p.command === "account get-access-token") {
-    const resourceType = str(p.options.resourceType);
     if (resourceType !== undefined && !Object.hasOwn(RESOURCE_TYPES, resourceType)) {
       throw new ShimUsageError(
         `argument --resource-type: invalid choice: '${resourceType}' (choose from ${Object.keys(
@@ -54,6 +51,35 @@ async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO): Promise<unkno
           .join(", ")})`,
       );
     }
+  }
+  // The agent, when it runs: the store is never opened in this process.
+  const viaAgent = await withAgent(ctx, async (agent): Promise<unknown> => {
+    if (p.command === "account get-access-token") {
+      const subscription = str(p.options.subscription);
+      const tenant = str(p.options.tenant);
+      const scopes = Array.isArray(p.options.scope) ? p.options.scope : undefined;
+      const t = await agent.getToken({
+        ...(scopes?.length ? { scopes } : {}),
+        ...(str(p.options.resource) ? { resource: str(p.options.resource)! } : {}),
+        ...(resourceType ? { resourceType } : {}),
+        ...(subscription ? { subscription } : {}),
+        ...(tenant ? { tenant } : {}),
+        ...(str(p.options.claimsChallenge) ? { claims: str(p.options.claimsChallenge)! } : {}),
+      });
+      return toAzShape(t, Boolean(tenant));
+    }
+    if (p.command === "account show") {
+      const subscription = str(p.options.subscription);
+      return agent.getAccount(subscription ? { subscription } : {});
+    }
+    return agent.listAccounts(p.options.all === true ? { all: true } : {});
+  });
+  if (viaAgent.via === "agent") return viaAgent.value;
+  const deps = await openTokenDeps(ctx);
+  // Read only when the policy needs it (a refresh), so the signal handlers stay uninstalled
+  // on the cached path.
+  Object.defineProperty(deps, "signal", { get: () => io.signal, enumerable: true, configurable: true });
+  if (p.command === "account get-access-token") {
     return getAccessToken(ctx, deps, {
       resource: str(p.options.resource),
       resourceType: resourceType as ResourceType | undefined,

@@ -5,6 +5,7 @@
 import type { Command } from "commander";
 import type { Lazy, RegisterGroup } from "../command.js";
 import { register as account } from "./account/index.js";
+import { register as agent } from "./agent/index.js";
 import { register as cloud } from "./cloud/index.js";
 import { register as doctor } from "./doctor/index.js";
 import { register as emulator } from "./emulator/index.js";
@@ -28,6 +29,7 @@ const groups: RegisterGroup[] = [
   importGroup,
   doctor,
   store,
+  agent,
 ];
 
 export function registerAll(program: Command, lazy: Lazy): void {

@@ -9,7 +9,9 @@
  *
  * Layout, format, providers and threat model: docs/store.md.
  */
+import { readConfig } from "../config.js";
 import type { Context } from "../context.js";
+import { AzkeepError } from "../errors.js";
 import { createFileStore, type FileStore } from "./file-store.js";
 import { createMemoryStore } from "./memory.js";
 import type { ProviderName, StoreOptions } from "./provider.js";
@@ -33,7 +35,40 @@ export async function openStore(ctx: Context, options: StoreOptions = {}): Promi
     ctx.logger.debug("token store: memory (nothing is kept on disk)");
     return createMemoryStore();
   }
-  return createFileStore(ctx, options);
+  const store = createFileStore(ctx, options);
+  // The agent's vault is the one process that may unseal an agent-only store.
+  return ctx.env.AZKEEP_AGENT_VAULT === "1" ? store : agentOnlyGuard(ctx, store);
+}
+
+/**
+ * Agent-only mode (`store.mode` in config.json, set by `azkeep agent start --agent-only`): this
+ * process must not unseal the store; the profile (no secrets) stays readable.
+ */
+function agentOnlyGuard(ctx: Context, store: Store): Store {
+  const check = async () => {
+    if ((await readConfig(ctx)).store?.mode === "agent-only") {
+      throw new AzkeepError(
+        "store_unavailable",
+        "The token store is in agent-only mode and no azkeep agent runs.",
+        {
+          hint: "Run `azkeep agent start` (and `azkeep agent unlock` with a passphrase) to start it.",
+        },
+      );
+    }
+  };
+  return {
+    configDir: store.configDir,
+    readProfile: () => store.readProfile(),
+    readSecrets: async () => {
+      await check();
+      return store.readSecrets();
+    },
+    update: async (change) => {
+      await check();
+      return store.update(change);
+    },
+    status: () => store.status(),
+  };
 }
 
 /** The on-disk store with its extra operations (`migrate`, `provider`), for `store` commands and `doctor`. */

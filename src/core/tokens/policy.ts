@@ -112,6 +112,11 @@ export interface PolicyDeps {
   /** Remembers recent failures across processes; default: a file in the runtime folder. */
   memo?: FailureMemo;
   signal?: AbortSignal;
+  /**
+   * Asked first: the azkeep agent, when one runs (the CLI, the shim and the library set it;
+   * `core` does not know the agent). `undefined` means "answer here".
+   */
+  delegate?: (request: TokenRequest) => Promise<TokenResponse | undefined>;
 }
 
 const nowS = (ctx: Context): number => Math.floor(ctx.clock.now() / 1000);
@@ -260,6 +265,10 @@ export async function acquireToken(
   deps: PolicyDeps,
   request: TokenRequest,
 ): Promise<TokenResponse> {
+  if (deps.delegate) {
+    const answered = await deps.delegate(request);
+    if (answered) return answered;
+  }
   const { store } = deps;
   const [profile, secrets, activeCloud] = await Promise.all([
     store.readProfile(),

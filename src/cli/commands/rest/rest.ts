@@ -18,11 +18,13 @@ export interface RestFlags {
 export const run: CommandRun<RestFlags> = async (flags, io) => {
   const url = flags.url ?? flags.uri;
   if (!url) throw new UsageError("the following arguments are required: --url/-u");
-  const [{ rest }, { openTokenDeps, cloudForRest }] = await Promise.all([
+  const [{ rest }, { openTokenDeps, cloudForRest }, { agentDelegate }] = await Promise.all([
     import("../../../core/tokens/rest.js"),
     import("../../../core/tokens/deps.js"),
+    import("../../../agent/attach.js"),
   ]);
-  const deps = await openTokenDeps(io.ctx, io.signal);
+  // Through the agent when it runs (agent-only mode: only then).
+  const deps = { ...(await openTokenDeps(io.ctx, io.signal)), delegate: agentDelegate(io.ctx) };
   const cloud = await cloudForRest(io.ctx);
   const result = await rest(
     io.ctx,

@@ -6,11 +6,13 @@ import type { GetAccessTokenFlags } from "../account/get-access-token.js";
 import type { CommandRun } from "../../command.js";
 
 export const run: CommandRun<GetAccessTokenFlags> = async (flags, io) => {
-  const [{ getAccessToken }, { openTokenDeps }] = await Promise.all([
+  const [{ getAccessToken }, { openTokenDeps }, { agentDelegate }] = await Promise.all([
     import("../../../core/tokens/get-access-token.js"),
     import("../../../core/tokens/deps.js"),
+    import("../../../agent/attach.js"),
   ]);
-  const deps = await openTokenDeps(io.ctx, io.signal);
+  // Through the agent when it runs (agent-only mode: only then).
+  const deps = { ...(await openTokenDeps(io.ctx, io.signal)), delegate: agentDelegate(io.ctx) };
   const value = await getAccessToken(io.ctx, deps, {
     resource: flags.resource,
     resourceType: flags.resourceType,

@@ -1,0 +1,272 @@
+/**
+ * The agent's client: tiny on purpose, since it is on the hot path of a cached
+ * `azkeep account get-access-token` (only `node:net`, the protocol module and the error class).
+ *
+ * ```ts
+ * const agent = await connectAgent({ socketPath, configDir });   // undefined: no agent runs
+ * if (agent) {
+ *   try {
+ *     const t = await agent.getToken({ resourceType: "arm" });     // AgentToken
+ *     const acct = await agent.getAccount({ subscription: "dev" }); // az account show's entry
+ *   } finally {
+ *     agent.close();
+ *   }
+ * }
+ * ```
+ * Errors are `AzkeepError`s with the agent's code, message and hint (a locked agent:
+ * `store_unavailable` with "Run `azkeep agent unlock`"; a denial by the release gate: `denied`);
+ * an agent that goes away mid-request is an `AgentGoneError` (the caller falls back: restart,
+ * or the direct path when agent-only mode is off).
+ */
+import { connect, type Socket } from "node:net";
+import { AzkeepError, type ErrorCode } from "../core/errors.js";
+import {
+  PROTOCOL_VERSION,
+  RESTART_HINT,
+  LineReader,
+  encodeFrame,
+  type AgentErrorBody,
+  type AgentRequest,
+  type AgentResponse,
+  type AgentStatus,
+  type AgentToken,
+  type HelloResult,
+  type RunInfo,
+  type TokenQuery,
+} from "./protocol.js";
+
+/** The agent closed the connection (or died) before answering. */
+export class AgentGoneError extends AzkeepError {
+  constructor(message = "The azkeep agent stopped answering.") {
+    super("store_unavailable", message, { hint: "Run `azkeep agent start` to start it again." });
+    this.name = "AgentGoneError";
+  }
+}
+
+const KNOWN_CODES = new Set<string>([
+  "usage",
+  "auth_required",
+  "auth_failed",
+  "not_found",
+  "network",
+  "store_damaged",
+  "store_unavailable",
+  "bad_input",
+  "config",
+  "cancelled",
+  "denied",
+  "internal",
+]);
+
+/** The agent's error body as the library's error (same code, message and hint). */
+export function errorFromBody(body: AgentErrorBody): AzkeepError {
+  if (body.code === "agent_version") return new AzkeepError("config", body.message, { hint: RESTART_HINT });
+  const code = (KNOWN_CODES.has(body.code) ? body.code : "internal") as ErrorCode;
+  return new AzkeepError(code, body.message, body.hint ? { hint: body.hint } : {});
+}
+
+type Body<R> = R extends unknown ? Omit<R, "id"> : never;
+
+export interface ConnectOptions {
+  socketPath: string;
+  /** The config folder the client serves; an agent of another folder is refused. */
+  configDir?: string;
+  /** Gives up connecting after this long (default 2 s). */
+  connectTimeoutMs?: number;
+  /** The azkeep version of the client, for the agent's logs. */
+  azkeep?: string;
+}
+
+/** One connection to the agent; requests are answered in order. Close it when done. */
+export class AgentConnection {
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private readonly reader = new LineReader();
+  private gone: Error | undefined;
+  private pendingHello: string | undefined;
+  readonly hello: Promise<HelloResult>;
+
+  constructor(
+    private readonly socket: Socket,
+    options: ConnectOptions,
+  ) {
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", (e) =>
+      this.fail(new AgentGoneError(`The azkeep agent's socket failed: ${e.message}.`)),
+    );
+    socket.on("close", () => this.fail(new AgentGoneError()));
+    // The hello goes out with the first request, in the same write (one round trip).
+    this.hello = this.send({
+      op: "hello",
+      version: PROTOCOL_VERSION,
+      ...(options.configDir !== undefined ? { configDir: options.configDir } : {}),
+      ...(options.azkeep !== undefined ? { azkeep: options.azkeep } : {}),
+    }).then((r) => {
+      const h = r as HelloResult;
+      if (h.version !== PROTOCOL_VERSION) {
+        throw new AzkeepError(
+          "config",
+          `The running azkeep agent speaks protocol ${h.version}; this azkeep speaks ${PROTOCOL_VERSION}.`,
+          { hint: RESTART_HINT },
+        );
+      }
+      return h;
+    });
+    this.hello.catch(() => {});
+    // No request followed in this turn of the event loop: the hello goes alone.
+    setImmediate(() => {
+      if (this.pendingHello && !socket.destroyed) socket.write(this.pendingHello);
+      this.pendingHello = undefined;
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    const lines = this.reader.push(chunk);
+    if (lines === "oversized") {
+      this.fail(new AgentGoneError("The azkeep agent sent an oversized answer."));
+      this.socket.destroy();
+      return;
+    }
+    for (const line of lines) {
+      let msg: AgentResponse;
+      try {
+        msg = JSON.parse(line) as AgentResponse;
+      } catch {
+        this.fail(new AgentGoneError("The azkeep agent sent a malformed answer."));
+        this.socket.destroy();
+        return;
+      }
+      const w = this.waiting.get(msg.id);
+      if (!w) continue;
+      this.waiting.delete(msg.id);
+      if (msg.ok) w.resolve(msg.result);
+      else w.reject(errorFromBody(msg.error));
+    }
+  }
+
+  private fail(e: Error): void {
+    this.gone ??= e;
+    for (const w of this.waiting.values()) w.reject(this.gone);
+    this.waiting.clear();
+  }
+
+  /** Sends one request and resolves its result (rejects with the agent's error). */
+  send(body: Body<AgentRequest> | Record<string, unknown>): Promise<unknown> {
+    if (this.gone) return Promise.reject(this.gone);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      const frame = encodeFrame({ ...body, id });
+      if (id === 1) {
+        this.pendingHello = frame;
+      } else {
+        this.socket.write(this.pendingHello ? this.pendingHello + frame : frame);
+        this.pendingHello = undefined;
+      }
+    });
+  }
+
+  /** Sends a request after the hello has been answered (so a version mismatch wins). */
+  private async call(body: Body<AgentRequest>): Promise<unknown> {
+    const r = this.send(body);
+    r.catch(() => {});
+    await this.hello;
+    return r;
+  }
+
+  /** An access token (never a refresh token): the fields of `get-access-token`. */
+  async getToken(query: TokenQuery, run?: RunInfo): Promise<AgentToken> {
+    return (await this.call({ op: "token", request: query, ...(run ? { run } : {}) })) as AgentToken;
+  }
+
+  /** The account of `subscription` (id or name) or the default one: `az account show`'s entry. */
+  async getAccount(q: { subscription?: string; run?: RunInfo } = {}): Promise<unknown> {
+    return this.call({
+      op: "account",
+      ...(q.subscription !== undefined ? { subscription: q.subscription } : {}),
+      ...(q.run ? { run: q.run } : {}),
+    });
+  }
+
+  /** `az account list`'s entries (the active cloud's; every cloud's with `all`). */
+  async listAccounts(q: { all?: boolean; run?: RunInfo } = {}): Promise<unknown[]> {
+    return (await this.call({
+      op: "accounts",
+      ...(q.all ? { all: true } : {}),
+      ...(q.run ? { run: q.run } : {}),
+    })) as unknown[];
+  }
+
+  async status(): Promise<AgentStatus> {
+    return (await this.call({ op: "status" })) as AgentStatus;
+  }
+
+  async lock(): Promise<AgentStatus> {
+    return (await this.call({ op: "lock" })) as AgentStatus;
+  }
+
+  /**
+   * Unlocks the store. `askPassphrase` is called only when the store's provider is the
+   * passphrase: the passphrase then goes, in the next frame, to the agent's vault process.
+   */
+  async unlock(askPassphrase: () => Promise<string>): Promise<AgentStatus> {
+    const r = (await this.call({ op: "unlock" })) as { needPassphrase?: boolean } & Partial<AgentStatus>;
+    if (!r.needPassphrase) return r as AgentStatus;
+    const passphrase = await askPassphrase();
+    // The vault answers this frame with id 0 (it reads it straight from the socket).
+    return new Promise((resolve, reject) => {
+      if (this.gone) return reject(this.gone);
+      this.waiting.set(0, { resolve: (v) => resolve(v as AgentStatus), reject });
+      this.socket.write(JSON.stringify({ id: 0, passphrase }) + "\n");
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.call({ op: "stop" });
+  }
+
+  async write(write: Extract<AgentRequest, { op: "write" }>["write"]): Promise<unknown> {
+    return this.call({ op: "write", write });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/**
+ * Connects to the agent at `socketPath`; `undefined` when no agent listens there (no socket
+ * file, or a stale one nobody accepts on). The hello is sent at once; its answer is awaited by
+ * the first request.
+ */
+export function connectAgent(options: ConnectOptions): Promise<AgentConnection | undefined> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(options.socketPath);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(undefined);
+    }, options.connectTimeoutMs ?? 2_000);
+    const onError = (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (e.code === "ENOENT" || e.code === "ECONNREFUSED" || e.code === "ENOTSOCK") resolve(undefined);
+      else if (e.code === "EACCES")
+        reject(
+          new AzkeepError(
+            "store_unavailable",
+            `The azkeep agent's socket ${options.socketPath} is not yours.`,
+            {
+              hint: "Check the owner of the runtime folder, or set AZKEEP_AGENT_SOCK to your own agent's socket.",
+            },
+          ),
+        );
+      else resolve(undefined);
+    };
+    socket.once("error", onError);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.off("error", onError);
+      resolve(new AgentConnection(socket, options));
+    });
+  });
+}

@@ -1,0 +1,243 @@
+/**
+ * The agent's wire protocol: the ONE module both the agent (`server.ts`) and its clients
+ * (`client.ts`, and through it the fast lane, `rest`, the shim, `AzkeepCredential`, `exec`)
+ * import, so the two sides cannot drift apart.
+ *
+ * Transport: a unix socket at `agentSocketPath()` (0600, in a 0700 runtime folder; the agent
+ * also checks the peer's uid). Frames: one JSON object per line (`\n`-terminated UTF-8), each
+ * at most `MAX_FRAME_BYTES`. A client sends a `hello` first (it may pipeline its request behind
+ * it in the same write: one round trip); the agent answers every request, in order, with one
+ * response frame carrying the request's `id`.
+ *
+ * Versioning: `PROTOCOL_VERSION` changes whenever a request or response changes incompatibly.
+ * An agent answers a `hello` of another version with the error code `agent_version`, and a
+ * client that sees it (or an agent's `hello` of another version) tells the person to restart
+ * the agent (`azkeep agent stop && azkeep agent start`). Fields may be added without a bump;
+ * both sides ignore fields they do not know.
+ *
+ * What crosses the socket: access tokens, profile data (accounts, subscriptions), the agent's
+ * status — never a refresh token, client secret, certificate or store key. The one secret that
+ * travels towards the agent is the store passphrase of `unlock`, and then only to the agent's
+ * vault process (see `server.ts`).
+ *
+ * Example (what `azkeep account get-access-token` sends, one write, two lines):
+ * ```
+ * {"id":0,"op":"hello","version":1,"configDir":"/home/me/.config/azkeep"}
+ * {"id":1,"op":"token","request":{"resourceType":"arm"}}
+ * ```
+ * and what it reads back:
+ * ```
+ * {"id":0,"ok":true,"result":{"version":1,"pid":4242,"azkeep":"0.1.0"}}
+ * {"id":1,"ok":true,"result":{"accessToken":"eyJ…","tokenType":"Bearer","expiresOn":1767000000,"tenant":"…","subscription":"…","source":"cache"}}
+ * ```
+ * Keep this module free of imports beyond `node:path`: it is on the hot path of every client.
+ */
+import { join } from "node:path";
+
+/** Bumped on every incompatible change of a request or response. */
+export const PROTOCOL_VERSION = 1;
+
+/** The longest frame either side accepts (a token response is ~3 KiB; a profile a few KiB). */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/** A connection that has not sent a whole frame after this long is closed (slow clients). */
+export const FRAME_TIMEOUT_MS = 10_000;
+
+/** A connection with no request for this long is closed (clients connect per use). */
+export const IDLE_CONNECTION_MS = 60_000;
+
+/** The environment variable that names the socket explicitly. */
+export const SOCKET_ENV = "AZKEEP_AGENT_SOCK";
+
+/** FNV-1a, 32 bits, as 8 hex digits: names the socket per config folder without node:crypto. */
+function fnv1a(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, "0");
+}
+
+/**
+ * Where the agent of `configDir` listens: `$AZKEEP_AGENT_SOCK`, else
+ * `<runtimeDir>/agent-<hash of configDir>.sock` — one agent per user and config folder, found
+ * by every shell, subprocess, IDE terminal and cron job without an environment variable.
+ */
+export function agentSocketPath(
+  paths: { configDir: string; runtimeDir: string },
+  env: Readonly<Record<string, string | undefined>>,
+): string {
+  return env[SOCKET_ENV] || join(paths.runtimeDir, `agent-${fnv1a(paths.configDir)}.sock`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/** What a token is asked for: the fields of `azkeep account get-access-token`. */
+export interface TokenQuery {
+  /** v2 scopes (used as they are). */
+  scopes?: string[];
+  /** A v1 resource (`https://vault.azure.net`); its scope is `resource + "/.default"`. */
+  resource?: string;
+  /** `arm`, `ms-graph`, … (an endpoint of the account's cloud). */
+  resourceType?: string;
+  /** Subscription id or name; default: the default subscription. */
+  subscription?: string;
+  /** Tenant to get the token from; default: the account's. */
+  tenant?: string;
+  /** A claims challenge (JSON or base64 JSON): skips the cache. */
+  claims?: string;
+}
+
+/** Who asks on behalf of an `azkeep exec` run (given by the exec endpoint, checked by the release gate). */
+export interface RunInfo {
+  /** The run's id (random, per `azkeep exec`). */
+  id: string;
+  /** The pid of the child whose request this is. */
+  childPid: number;
+  /** The run's scope allowlist, when it has one. */
+  allowScopes?: string[];
+}
+
+export type AgentRequest =
+  | { id: number; op: "hello"; version: number; configDir?: string; azkeep?: string }
+  | { id: number; op: "token"; request: TokenQuery; run?: RunInfo }
+  /** The account (subscription entry, as `az account show`) of `subscription`, or the default. */
+  | { id: number; op: "account"; subscription?: string; run?: RunInfo }
+  /** Every subscription of the active cloud (as `az account list`; `all`: every cloud's). */
+  | { id: number; op: "accounts"; all?: boolean; run?: RunInfo }
+  | { id: number; op: "status" }
+  | { id: number; op: "lock" }
+  /**
+   * Opens the store. With the passphrase provider the agent answers `{ needPassphrase: true }`
+   * and the client's NEXT frame is `{ "passphrase": "…" }`, read by the vault process only.
+   */
+  | { id: number; op: "unlock" }
+  | { id: number; op: "stop" }
+  /** Store writes (`login`, `logout`, `account set`): see `WriteOp`. */
+  | { id: number; op: "write"; write: WriteOp };
+
+export type AgentOp = AgentRequest["op"];
+
+/**
+ * A store write a client asks the agent to make (agent-only mode: the client cannot unseal the
+ * store). The agent applies it under the store lock and seals the result (atomic write).
+ * Secrets here travel towards the agent only (a fresh sign-in's refresh token).
+ */
+export type WriteOp =
+  /** Replace the whole state a sign-in produced: merged by `core/profile` rules in the agent. */
+  | { kind: "signin"; profile: unknown; secrets: unknown }
+  /** `logout` / `account clear`: drop these users (or all when `usernames` is absent). */
+  | { kind: "signout"; usernames?: string[] }
+  /** `account set`: make this subscription (id or name) the default. */
+  | { kind: "set-default"; subscription: string };
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+export interface AgentErrorBody {
+  /** An `ErrorCode` of `core/errors.ts`, or `agent_version`. */
+  code: string;
+  message: string;
+  /** The next step for a person (e.g. "Run `azkeep agent unlock`."). */
+  hint?: string;
+}
+
+export type AgentResponse =
+  { id: number; ok: true; result: unknown } | { id: number; ok: false; error: AgentErrorBody };
+
+export interface HelloResult {
+  version: number;
+  pid: number;
+  azkeep: string;
+}
+
+/** The answer to `token`: `core/tokens/policy.ts`'s `TokenResponse`. */
+export interface AgentToken {
+  accessToken: string;
+  tokenType: string;
+  /** Epoch seconds. */
+  expiresOn: number;
+  tenant: string;
+  subscription: string;
+  source: "cache" | "network" | "fallback";
+}
+
+export interface AgentStatus {
+  pid: number;
+  /** The vault process holding the unlocked store, when unlocked. */
+  vaultPid?: number;
+  locked: boolean;
+  /** ISO time of the last lock or unlock. */
+  since: string;
+  /** ISO time the agent locks itself (idle or max lifetime), when it will. */
+  until?: string;
+  /** Why it is locked: `start`, `lock`, `idle`, `max`, `vault-exit`. */
+  lockedBy?: string;
+  idleMs?: number;
+  maxMs?: number;
+  startedAt: string;
+  socket: string;
+  configDir: string;
+  /** The key provider of the store (`keyring`, `keyutils`, `passphrase`, …) as config.json names it. */
+  provider?: string;
+  /** Signed-in identities (usernames / client ids), when unlocked. */
+  identities?: string[];
+  /** How the agent checks who connects: `SO_PEERCRED` or the socket file's mode only. */
+  peerCheck: string;
+  /** Whether the agent's processes are non-dumpable (no ptrace, no /proc/PID/mem, no core). */
+  nonDumpable: boolean;
+  agentOnly: boolean;
+  azkeep: string;
+  protocol: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Framing
+
+/** Splits a byte stream into lines of at most `max` bytes; `onFrame` gets each line's text. */
+export class LineReader {
+  private parts: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly max: number = MAX_FRAME_BYTES) {}
+
+  /** Adds bytes; returns the whole lines, or `"oversized"` once a line passes the limit. */
+  push(chunk: Buffer): string[] | "oversized" {
+    const lines: string[] = [];
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(10, start);
+      if (nl < 0) break;
+      const piece = chunk.subarray(start, nl);
+      if (this.size + piece.length > this.max) return "oversized";
+      const line =
+        this.size === 0 ? piece.toString("utf8") : Buffer.concat([...this.parts, piece]).toString("utf8");
+      this.parts = [];
+      this.size = 0;
+      lines.push(line);
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      const rest = chunk.subarray(start);
+      this.size += rest.length;
+      if (this.size > this.max) return "oversized";
+      this.parts.push(Buffer.from(rest));
+    }
+    return lines;
+  }
+
+  /** Whether part of a line is waiting for its end. */
+  get pending(): boolean {
+    return this.size > 0;
+  }
+}
+
+export function encodeFrame(message: AgentRequest | AgentResponse | Record<string, unknown>): string {
+  return JSON.stringify(message) + "\n";
+}
+
+/** The hint every "agent locked" error carries. */
+export const UNLOCK_HINT = "Run `azkeep agent unlock` to unlock it.";
+/** The hint of a client/agent version mismatch. */
+export const RESTART_HINT = "Restart the agent: `azkeep agent stop && azkeep agent start`.";

@@ -1,0 +1,268 @@
+/**
+ * The agent's vault: the one process that unseals the store and holds it unlocked. It is a
+ * child of the agent's front (`server.ts`), talks to it over the IPC channel only, makes itself
+ * non-dumpable before it reads anything, and is ended (SIGKILL) on `lock`, `stop` and
+ * idle/max expiry, so no refresh token, secret, key or passphrase outlives the unlock.
+ *
+ * It runs the token policy (`core/tokens/policy.ts`: cache, refresh margin, retries) on the
+ * sealed store, with the store's on-disk semantics unchanged (lock, re-read, atomic write), so
+ * a vault killed mid-refresh loses nothing and processes outside the agent stay consistent.
+ * On top: identical concurrent requests share one promise (single flight inside the agent),
+ * and the unsealed files are kept in memory until they change on disk (stat: size, mtime, inode).
+ */
+import { statSync } from "node:fs";
+import type { Socket } from "node:net";
+import { join } from "node:path";
+import { createNodeContext, type Context } from "../core/context.js";
+import { AzkeepError } from "../core/errors.js";
+import { findSubscription } from "../core/profile/accounts.js";
+import { listAccounts, logout, setAccount } from "../core/profile/ops.js";
+import type { Profile } from "../core/profile/types.js";
+import { PROFILE_FILE, SEALED_FILE, openStore, type Secrets, type Store } from "../core/store/index.js";
+import { openTokenDeps } from "../core/tokens/deps.js";
+import { acquireToken, type TokenRequest } from "../core/tokens/policy.js";
+import type { ResourceType } from "../core/clouds.js";
+import { makeNonDumpable } from "./peer.js";
+import { FRAME_TIMEOUT_MS, LineReader, encodeFrame, type AgentErrorBody, type WriteOp } from "./protocol.js";
+import type { VaultCall, VaultReply } from "./server.js";
+
+const nonDumpable = makeNonDumpable();
+
+function send(m: VaultReply): void {
+  process.send?.(m);
+}
+
+function errBody(e: unknown): AgentErrorBody {
+  if (e instanceof AzkeepError)
+    return { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) };
+  if (e instanceof Error && e.name === "AbortError") return { code: "cancelled", message: "Interrupted." };
+  return { code: "internal", message: e instanceof Error ? e.message : String(e) };
+}
+
+function signature(path: string): string {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  } catch {
+    return "missing";
+  }
+}
+
+/** The store, with its unsealed contents kept until the files change on disk. */
+function heldStore(inner: Store): Store {
+  const profileFile = join(inner.configDir, PROFILE_FILE);
+  const sealedFile = join(inner.configDir, SEALED_FILE);
+  let profile: { sig: string; value: Promise<Profile> } | undefined;
+  let secrets: { sig: string; value: Promise<Secrets> } | undefined;
+  return {
+    configDir: inner.configDir,
+    readProfile() {
+      const sig = signature(profileFile);
+      if (profile?.sig !== sig) {
+        const value = inner.readProfile();
+        value.catch(() => (profile = undefined));
+        profile = { sig, value };
+      }
+      return profile.value.then((p) => structuredClone(p));
+    },
+    readSecrets() {
+      const sig = signature(sealedFile);
+      if (secrets?.sig !== sig) {
+        const value = inner.readSecrets();
+        value.catch(() => (secrets = undefined));
+        secrets = { sig, value };
+      }
+      return secrets.value;
+    },
+    async update(change) {
+      try {
+        return await inner.update(change);
+      } finally {
+        profile = secrets = undefined;
+      }
+    },
+    status: () => inner.status(),
+  };
+}
+
+let ctx: Context;
+let store: Store;
+let deps: Awaited<ReturnType<typeof openTokenDeps>>;
+const inFlight = new Map<string, Promise<unknown>>();
+
+async function open(passphrase?: string): Promise<void> {
+  let asked = false;
+  const env = { ...process.env };
+  ctx = createNodeContext({ env, onlyShowErrors: true });
+  if (passphrase !== undefined) {
+    ctx = {
+      ...ctx,
+      prompter: {
+        interactive: true,
+        ask: () => {
+          // A wrong passphrase: the provider asks again; the person must run unlock again.
+          if (asked)
+            return Promise.reject(
+              new AzkeepError("store_unavailable", "Wrong passphrase.", {
+                hint: "Run `azkeep agent unlock` again.",
+              }),
+            );
+          asked = true;
+          return Promise.resolve(passphrase);
+        },
+        readStdin: () => Promise.reject(new Error("no stdin in the agent")),
+      },
+    };
+  }
+  store = heldStore(await openStore(ctx));
+  const base = await openTokenDeps(ctx);
+  deps = { ...base, store };
+  // Unseal now: a wrong passphrase or a missing key fails the unlock, not the first request.
+  await Promise.all([store.readSecrets(), store.readProfile()]);
+}
+
+async function identities(): Promise<string[]> {
+  const p = await store.readProfile();
+  return [...new Set(p.subscriptions.map((s) => s.user.name))].sort();
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === "string" && v ? v : undefined;
+}
+
+async function tokenFor(q: Record<string, unknown>): Promise<unknown> {
+  const scopes = Array.isArray(q.scopes) ? q.scopes.filter((s): s is string => typeof s === "string") : [];
+  const req: TokenRequest = {
+    ...(scopes.length ? { scopes: scopes.flatMap((s) => s.split(/\s+/)).filter(Boolean) } : {}),
+    ...(str(q.resource) ? { resource: str(q.resource)! } : {}),
+    ...(str(q.resourceType) ? { resourceType: str(q.resourceType) as ResourceType } : {}),
+    ...(str(q.subscription) ? { subscription: str(q.subscription)! } : {}),
+    ...(str(q.tenant) ? { tenant: str(q.tenant)! } : {}),
+    ...(str(q.claims) ? { claims: str(q.claims)! } : {}),
+  };
+  if (req.subscription && req.tenant) {
+    throw new AzkeepError("bad_input", "Please specify only one of subscription and tenant, not both", {
+      hint: "A subscription implies its tenant; pass --tenant alone for a tenant-level token.",
+    });
+  }
+  // Single flight inside the agent: identical requests in the air share one answer.
+  const key = JSON.stringify(req);
+  if (!req.claims) {
+    const running = inFlight.get(key);
+    if (running) return running;
+  }
+  const p = acquireToken(ctx, deps, req).finally(() => inFlight.delete(key));
+  if (!req.claims) inFlight.set(key, p);
+  return p;
+}
+
+async function write(w: WriteOp): Promise<unknown> {
+  const activeCloud = await deps.activeCloud();
+  switch (w.kind) {
+    case "set-default":
+      return setAccount(store, { subscription: w.subscription, activeCloud });
+    case "signout":
+      return logout(ctx, store, { activeCloud, ...(w.usernames?.[0] ? { username: w.usernames[0] } : {}) });
+    default:
+      throw new AzkeepError(
+        "bad_input",
+        `The agent cannot make the write '${(w as { kind: string }).kind}'.`,
+        {
+          hint: "Update azkeep, or restart the agent: `azkeep agent stop && azkeep agent start`.",
+        },
+      );
+  }
+}
+
+async function call(c: VaultCall): Promise<unknown> {
+  switch (c.op) {
+    case "token":
+      return tokenFor((c.body.request ?? {}) as Record<string, unknown>);
+    case "account": {
+      const [profile, activeCloud] = await Promise.all([store.readProfile(), deps.activeCloud()]);
+      return findSubscription(profile, activeCloud, str(c.body.subscription));
+    }
+    case "accounts": {
+      const [profile, activeCloud] = await Promise.all([store.readProfile(), deps.activeCloud()]);
+      return listAccounts(ctx, profile.subscriptions, {
+        activeCloud,
+        ...(c.body.all === true ? { all: true } : {}),
+      });
+    }
+    case "identities":
+      return identities();
+    case "write":
+      return write(c.body.write as WriteOp);
+  }
+}
+
+/** Reads the one passphrase frame from the client's socket, unlocks, answers the client. */
+function unlockFrom(socket: Socket): void {
+  const reader = new LineReader(64 * 1024);
+  const timer = setTimeout(() => socket.destroy(), 5 * 60_000 + FRAME_TIMEOUT_MS);
+  const fail = (e: unknown) => {
+    const error = errBody(e);
+    socket.end(encodeFrame({ id: 0, ok: false, error }));
+    send({ event: "unlock-failed", error });
+  };
+  let done = false;
+  socket.on("error", () => {});
+  socket.on("close", () => {
+    clearTimeout(timer);
+    if (!done) fail(new AzkeepError("cancelled", "The unlock was abandoned."));
+  });
+  socket.on("data", (chunk: Buffer) => {
+    if (done) return;
+    const lines = reader.push(chunk);
+    if (lines === "oversized") {
+      done = true;
+      return fail(new AzkeepError("bad_input", "The passphrase frame is too large."));
+    }
+    const line = lines[0];
+    if (line === undefined) return;
+    done = true;
+    clearTimeout(timer);
+    chunk.fill(0);
+    let passphrase: string | undefined;
+    try {
+      const v = JSON.parse(line) as { passphrase?: unknown };
+      passphrase = typeof v.passphrase === "string" ? v.passphrase : undefined;
+    } catch {
+      passphrase = undefined;
+    }
+    if (!passphrase) return fail(new AzkeepError("bad_input", "The unlock sent no passphrase."));
+    open(passphrase).then(
+      async () => {
+        const ids = await identities();
+        send({ event: "ready", identities: ids });
+        socket.end(
+          encodeFrame({ id: 0, ok: true, result: { locked: false, identities: ids, vaultPid: process.pid } }),
+        );
+      },
+      (e: unknown) => fail(e),
+    );
+  });
+  socket.resume();
+}
+
+process.on("message", (m: { op?: string; id?: number; body?: Record<string, unknown> }, handle?: unknown) => {
+  if (m.op === "open") {
+    open().then(
+      async () => send({ event: "ready", identities: await identities() }),
+      (e: unknown) => send({ event: "unlock-failed", error: errBody(e) }),
+    );
+    return;
+  }
+  if (m.op === "passphrase" && handle) {
+    unlockFrom(handle as Socket);
+    return;
+  }
+  const c = m as unknown as VaultCall;
+  call(c).then(
+    (result) => send({ id: c.id, ok: true, result: result ?? null }),
+    (e: unknown) => send({ id: c.id, ok: false, error: errBody(e) }),
+  );
+});
+// The front went away (it was killed): nothing may outlive it.
+process.on("disconnect", () => process.exit(0));
+void nonDumpable;

@@ -1,0 +1,121 @@
+/**
+ * The agent end to end, with real processes: the built CLI starts the agent (front + vault),
+ * clients (the fast lane, the frame, the shim) go through it, `lock` / `unlock` / `stop`, and
+ * agent-only mode (no process but the agent unseals the store).
+ */
+import assert from "node:assert/strict";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { runProcess } from "../helpers/process.js";
+import { ALICE, SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
+import { agentStatus, alive, killAgent, startAgent, waitFor, type Status } from "./helpers.js";
+
+function setMode(s: SignedIn, mode: "agent-only" | "direct"): void {
+  const file = join(s.env.AZKEEP_CONFIG_DIR!, "config.json");
+  const c = JSON.parse(readFileSync(file, "utf8")) as { store?: Record<string, unknown> };
+  c.store = { ...c.store, mode };
+  writeFileSync(file, JSON.stringify(c));
+}
+
+describe("agent: start, clients through it, lock, unlock, stop", { timeout: 180_000 }, () => {
+  let s: SignedIn;
+  let st: Status;
+  before(async () => {
+    s = await signedIn();
+    st = await startAgent(s);
+  });
+  after(async () => {
+    const now = await agentStatus(s).catch(() => undefined);
+    killAgent(st?.pid, st?.vaultPid, now?.pid, now?.vaultPid);
+    await s?.close();
+  });
+
+  it("start: one front and one vault, unlocked, hardened, socket 0600 in a 0700 folder", async () => {
+    assert.equal(st.locked, false);
+    assert.ok(st.vaultPid && st.vaultPid !== st.pid);
+    assert.deepEqual(st.identities, [ALICE.upn]);
+    assert.equal(st.peerCheck, "SO_PEERCRED");
+    assert.equal(st.nonDumpable, true);
+    assert.equal(statSync(st.socket).mode & 0o777, 0o600);
+    assert.equal(statSync(dirname(st.socket)).mode & 0o777, 0o700);
+    assert.ok(alive(st.pid) && alive(st.vaultPid));
+    const again = await startAgent(s);
+    assert.equal(again.started, false, "a second start does nothing");
+    assert.equal(again.pid, st.pid);
+  });
+
+  it("agent-only mode: fast lane, frame, shim and rest answer through the agent only", async () => {
+    setMode(s, "agent-only");
+    try {
+      const direct = await s.cli(["account", "get-access-token"], { env: { AZKEEP_AGENT: "off" } });
+      assert.equal(direct.code, 1);
+      assert.match(
+        direct.stderr,
+        /^ERROR: The token store is in agent-only mode and no azkeep agent runs\.\n.*azkeep agent start/m,
+      );
+      const fast = await s.cli(["account", "get-access-token", "--query", "accessToken", "-o", "tsv"]);
+      assert.equal(fast.code, 0, fast.stderr);
+      assert.match(fast.stdout, /^ey/);
+      const frame = await s.cli([
+        "--only-show-errors",
+        "account",
+        "get-access-token",
+        "--resource-type",
+        "ms-graph",
+      ]);
+      assert.equal(frame.code, 0, frame.stderr);
+      assert.ok((JSON.parse(frame.stdout) as { accessToken: string }).accessToken);
+      const shim = await runProcess(join(SHIM_DIR, "az"), ["account", "show"], {
+        env: s.env,
+        timeoutMs: 30_000,
+      });
+      assert.equal(shim.code, 0, shim.stderr);
+      assert.equal((JSON.parse(shim.stdout) as { user: { name: string } }).user.name, ALICE.upn);
+      const list = await s.cli(["account", "list"]);
+      assert.equal(list.code, 0, list.stderr);
+      const rest = await s.cli([
+        "rest",
+        "--url",
+        "https://management.azure.com/subscriptions?api-version=2022-12-01",
+      ]);
+      assert.equal(rest.code, 0, rest.stderr);
+    } finally {
+      setMode(s, "direct");
+    }
+  });
+
+  it("lock: the vault ends; the next call names `azkeep agent unlock`; unlock serves again", async () => {
+    const locked = JSON.parse((await s.cli(["agent", "lock"])).stdout) as Status;
+    assert.equal(locked.locked, true);
+    assert.equal(locked.lockedBy, "lock");
+    await waitFor(() => !alive(st.vaultPid!));
+    const r = await s.cli(["account", "get-access-token"]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "ERROR: The azkeep agent is locked.\nRun `azkeep agent unlock` to unlock it.\n");
+    const shim = await runProcess(join(SHIM_DIR, "az"), ["account", "get-access-token"], {
+      env: s.env,
+      timeoutMs: 30_000,
+    });
+    assert.equal(shim.code, 1);
+    assert.match(shim.stderr, /azkeep agent unlock/);
+    const un = await s.cli(["agent", "unlock"]);
+    assert.equal(un.code, 0, un.stderr);
+    const now = JSON.parse(un.stdout) as Status;
+    assert.equal(now.locked, false);
+    assert.notEqual(now.vaultPid, st.vaultPid, "a fresh vault");
+    st = { ...st, ...now };
+    assert.equal((await s.cli(["account", "get-access-token"])).code, 0);
+  });
+
+  it("stop: both processes end, the socket goes, status exits 1", async () => {
+    const r = await s.cli(["agent", "stop"]);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor(() => !alive(st.pid) && !alive(st.vaultPid!));
+    const after = await s.cli(["agent", "status"]);
+    assert.equal(after.code, 1);
+    assert.equal((JSON.parse(after.stdout) as Status).running, false);
+    // Without an agent (and not agent-only) the direct path answers as before.
+    assert.equal((await s.cli(["account", "get-access-token"])).code, 0);
+  });
+});

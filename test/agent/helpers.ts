@@ -1,0 +1,56 @@
+/**
+ * Agent tests' shared pieces: starting the built agent for a signed-in HOME, reading its
+ * status, and killing whatever agent processes a test leaves (by pid, front and vault).
+ */
+import assert from "node:assert/strict";
+import type { AgentStatus } from "../../src/agent/protocol.js";
+import type { SignedIn } from "../tokens/signed-in.js";
+
+export type Status = AgentStatus & { running?: boolean; started?: boolean };
+
+export async function agentStatus(
+  s: Pick<SignedIn, "cli">,
+  env: Record<string, string> = {},
+): Promise<Status> {
+  const r = await s.cli(["agent", "status"], { env });
+  return JSON.parse(r.stdout || "{}") as Status;
+}
+
+export async function startAgent(
+  s: Pick<SignedIn, "cli">,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<Status> {
+  const r = await s.cli(["agent", "start", ...args], { env });
+  assert.equal(r.code, 0, `agent start: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Status;
+}
+
+/** Kills the agent's processes (front and vault) by pid; ignores the gone. */
+export function killAgent(...pids: (number | undefined)[]): void {
+  for (const pid of pids) {
+    if (!pid) continue;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
