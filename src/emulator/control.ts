@@ -3,9 +3,19 @@
  * emulator (expire or revoke refresh tokens, set lifetimes, require MFA, approve device codes,
  * inject faults, count requests, CAE challenges, move the clock, reset), and `EmulatorControl`,
  * a JS client for it that works from any process.
+ *
+ * It can approve a device code as anyone and mint federated tokens, so it answers only:
+ * - a request carrying the per-run control token (`Authorization: Bearer …`): another local
+ *   user, who can connect to 127.0.0.1 but never saw the token `emulator start` printed, gets 401;
+ * - on the plain listener, with `Host` naming it (`127.0.0.1:PORT` or `localhost:PORT`): a web
+ *   page that rebinds its own DNS name to 127.0.0.1 sends its own name as `Host` (403);
+ * - not from a web page: any `Origin` but the listener's own, or `Sec-Fetch-Site` other than
+ *   `same-origin`/`none`, is refused (403) — a cross-origin `text/plain` POST needs no
+ *   preflight, so CORS alone would not stop it from acting.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import { mintFederatedToken } from "./federated.js";
-import type { Req } from "./http.js";
+import { header, type Req } from "./http.js";
 import {
   ENDPOINTS,
   type Fault,
@@ -24,6 +34,40 @@ export class ControlError extends Error {
   ) {
     super(message);
   }
+}
+
+/** Who may use the control API: the run's token, and the `host:port` names of the plain listener. */
+export interface ControlAccess {
+  token: string;
+  hosts(): readonly string[];
+}
+
+function digest(s: string): Buffer {
+  return createHash("sha256").update(s).digest();
+}
+
+/** Throws a `ControlError` (401/403) unless `req` may use the control API (see the file comment). */
+export function checkControlAccess(req: Req, access: ControlAccess): void {
+  const host = (header(req, "host") ?? "").toLowerCase();
+  const hosts = access.hosts().map((h) => h.toLowerCase());
+  if (req.https || !hosts.includes(host))
+    throw new ControlError(
+      403,
+      `The control API answers only on the emulator's plain HTTP address (${hosts[0] ?? "?"}), not for Host '${host.slice(0, 100)}'.`,
+    );
+  const origin = header(req, "origin");
+  if (origin !== undefined && !hosts.some((h) => origin.toLowerCase() === `http://${h}`))
+    throw new ControlError(403, "The control API does not answer requests from web pages (cross-origin).");
+  const site = header(req, "sec-fetch-site");
+  if (site !== undefined && site !== "same-origin" && site !== "none")
+    throw new ControlError(403, "The control API does not answer requests from web pages (cross-site).");
+  const auth = header(req, "authorization") ?? "";
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+  if (!m || !timingSafeEqual(digest(m[1]!), digest(access.token)))
+    throw new ControlError(
+      401,
+      "The control API needs the emulator's control token (Authorization: Bearer <token>); `azkeep emulator start` prints it, `startEmulator()` returns it as `controlToken`.",
+    );
 }
 
 export interface ControlContext {
@@ -308,19 +352,25 @@ export interface RequestList {
 
 /**
  * A client of the control API. Works in the emulator's process (`emulator.control`) and from
- * any other process given the emulator's plain HTTP URL: `new EmulatorControl(url)`.
+ * any other process given the emulator's plain HTTP URL and the run's control token (printed by
+ * `azkeep emulator start`): `new EmulatorControl(url, token)`.
  */
 export class EmulatorControl {
   readonly baseUrl: string;
+  readonly #token: string;
 
-  constructor(url: string) {
+  constructor(url: string, token: string) {
     this.baseUrl = `${url.replace(/\/+$/, "")}/${CONTROL_PREFIX}`;
+    this.#token = token;
   }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await fetch(`${this.baseUrl}${path}`, {
       method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      headers: {
+        authorization: `Bearer ${this.#token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await res.text();

@@ -49,6 +49,11 @@ export interface EmulatorOptions {
   clock?: () => number;
   /** The App Service managed identity secret (`IDENTITY_HEADER`; default random). */
   identityHeader?: string;
+  /**
+   * The control API's bearer token (default: random per run; `azkeep emulator start` takes it
+   * from `AZKEEP_EMULATOR_CONTROL_TOKEN` when set). At least 16 characters.
+   */
+  controlToken?: string;
 }
 
 export interface Emulator {
@@ -70,7 +75,10 @@ export interface Emulator {
   env: Record<string, string>;
   /** Environment for managed identity clients: IDENTITY_ENDPOINT + IDENTITY_HEADER (App Service) and the IMDS host. */
   managedIdentityEnv: Record<string, string>;
+  /** A client of the control API, with the token. */
   control: EmulatorControl;
+  /** The control API's bearer token, for `new EmulatorControl(urls.http, controlToken)` elsewhere. */
+  controlToken: string;
   seed: Seed;
   dataDir: string;
   close(): Promise<void>;
@@ -93,6 +101,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const host = options.host ?? "127.0.0.1";
   const dataDir = options.dataDir ?? defaultDataDir();
   const identityHeader = options.identityHeader ?? randomBytes(24).toString("base64url");
+  const controlToken = options.controlToken ?? randomBytes(24).toString("base64url");
+  if (controlToken.length < 16 || /\s/.test(controlToken))
+    throw new Error("The control token must be at least 16 characters, without spaces.");
   const urlHost = host.includes(":") ? `[${host}]` : host;
   let plainHost = `${urlHost}:0`;
   let info: Record<string, unknown> = {};
@@ -105,6 +116,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     plainUrl: () => `http://${plainHost}`,
     fallbackHost: () => plainHost,
     info: () => info,
+    control: {
+      token: controlToken,
+      hosts: () => {
+        const port = plainHost.slice(plainHost.lastIndexOf(":") + 1);
+        const loopback = host === "127.0.0.1" || host === "::1" || host === "localhost";
+        return [plainHost, ...(loopback ? [`localhost:${port}`] : [])];
+      },
+    },
   };
   const handler = createHandler(ctx);
   const server = http.createServer((req, res) => void handler(req, res));
@@ -177,7 +196,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     ...(transport ? { caCertPath: transport.caCertPath } : {}),
     env,
     managedIdentityEnv,
-    control: new EmulatorControl(httpUrl),
+    control: new EmulatorControl(httpUrl, controlToken),
+    controlToken,
     seed,
     dataDir,
     close,

@@ -9,7 +9,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ArmError, armMetadata, armRequest } from "./arm.js";
 import { authorizeRequest, deviceLoginRequest, loginRequest, logoutRequest } from "./authorize.js";
-import { CONTROL_PREFIX, ControlError, controlRequest } from "./control.js";
+import {
+  CONTROL_PREFIX,
+  ControlError,
+  checkControlAccess,
+  controlRequest,
+  type ControlAccess,
+} from "./control.js";
 import {
   deviceCodeEndpoint,
   instanceDiscovery,
@@ -45,6 +51,8 @@ export interface CoreContext extends EntraContext {
   /** `host:port` of the plain listener, for requests without a usable Host header. */
   fallbackHost(): string;
   info(): Record<string, unknown>;
+  /** The control API's token and the names of the plain listener. */
+  control: ControlAccess;
 }
 
 type Family = "entra" | "entra-html" | "arm" | "identity" | "control" | "other";
@@ -101,6 +109,7 @@ function route(ctx: CoreContext, segments: string[]): Route {
       endpoint: "other",
       family: "control",
       run: async (req, res) => {
+        checkControlAccess(req, ctx.control);
         const r = await controlRequest(ctx, req, segments);
         if (r.body === undefined) sendEmpty(res, r.status);
         else sendJson(res, r.status, r.body);
@@ -306,7 +315,12 @@ function errorResponse(
     return;
   }
   if (e instanceof ControlError) {
-    sendJson(res, e.status, { error: "control_error", message: e.message });
+    sendJson(
+      res,
+      e.status,
+      { error: "control_error", message: e.message },
+      e.status === 401 ? { "WWW-Authenticate": 'Bearer realm="azkeep-emulator-control"' } : {},
+    );
     return;
   }
   if (e instanceof BadRequest) {

@@ -6,12 +6,15 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { BIN, runCli } from "../helpers/cli.js";
 
-interface Started {
+interface Started extends AsyncDisposable {
   stdout: string;
   stop(signal: NodeJS.Signals): Promise<{ code: number | null; stderr: string }>;
 }
 
-/** Spawns `azkeep emulator start …` and resolves once `ready(stdout)` holds. */
+/**
+ * Spawns `azkeep emulator start …` and resolves once `ready(stdout)` holds. Disposing it (`await
+ * using`) kills the emulator when the test did not stop it, an assertion having failed first.
+ */
 function start(
   args: string[],
   env: Record<string, string>,
@@ -27,7 +30,13 @@ function start(
       child.kill("SIGKILL");
       reject(new Error(`emulator start did not become ready: ${stderr}`));
     }, 60_000);
-    const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+    let running = true;
+    const exited = new Promise<number | null>((r) =>
+      child.on("close", (code) => {
+        running = false;
+        r(code);
+      }),
+    );
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.stdout.on("data", (d: Buffer) => {
       stdout += d.toString();
@@ -38,6 +47,11 @@ function start(
           async stop(signal) {
             child.kill(signal);
             return { code: await exited, stderr };
+          },
+          async [Symbol.asyncDispose]() {
+            if (!running) return;
+            child.kill("SIGKILL");
+            await exited;
           },
         });
       }
@@ -64,9 +78,10 @@ describe("azkeep emulator start", () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it("-o json describes the running emulator; it serves until SIGTERM and exits 0", async () => {
-    const s = await start(["-o", "json"], { AZKEEP_EMULATOR_DIR: join(dir, "data") }, completeJson);
+    await using s = await start(["-o", "json"], { AZKEEP_EMULATOR_DIR: join(dir, "data") }, completeJson);
     const d = JSON.parse(s.stdout) as {
       urls: { http: string; proxy: string; control: string };
+      controlToken: string;
       env: Record<string, string>;
       caCertPath: string;
       identities: { kind: string; certificate?: string }[];
@@ -77,7 +92,10 @@ describe("azkeep emulator start", () => {
     assert.ok(existsSync(d.caCertPath));
     const cert = d.identities.find((i) => i.certificate)!.certificate!;
     assert.equal(statSync(cert).mode & 0o777, 0o600);
-    const info = await fetch(`${d.urls.control}/`);
+    assert.equal((await fetch(`${d.urls.control}/`)).status, 401, "no control token: refused");
+    const info = await fetch(`${d.urls.control}/`, {
+      headers: { authorization: `Bearer ${d.controlToken}` },
+    });
     assert.equal(info.status, 200);
     const doc = await fetch(`${d.urls.http}/organizations/v2.0/.well-known/openid-configuration`);
     assert.equal(doc.status, 200);
@@ -87,13 +105,38 @@ describe("azkeep emulator start", () => {
   });
 
   it("without -o prints how to use it (URLs, exports, identities); Ctrl-C stops it", async () => {
-    const s = await start(["--no-https"], {}, (out) => out.includes("tailspin.onmicrosoft.com"));
+    await using s = await start(["--no-https"], {}, (out) => out.includes("tailspin.onmicrosoft.com"));
     assert.match(s.stdout, /azkeep emulator is running/);
     assert.match(s.stdout, /Control API\s+http:\/\/127\.0\.0\.1:\d+\/_emulator/);
+    const token = /Control token\s+(\S+)/.exec(s.stdout)?.[1];
+    const url = /Control API\s+(\S+)/.exec(s.stdout)?.[1];
+    assert.ok(token && token.length >= 16, "the banner prints the control token");
+    const seed = await fetch(`${url}/seed`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(seed.status, 200);
     assert.match(s.stdout, /alice@contoso\.onmicrosoft\.com/);
     assert.doesNotMatch(s.stdout, /HTTPS_PROXY/);
     const { code } = await s.stop("SIGINT");
     assert.equal(code, 0);
+  });
+
+  it("the banner teaches azkeep, not az login; AZKEEP_EMULATOR_CONTROL_TOKEN fixes the token", async () => {
+    const fixed = "fixed-control-token-0123456789";
+    await using s = await start(
+      [],
+      { AZKEEP_EMULATOR_DIR: join(dir, "data"), AZKEEP_EMULATOR_CONTROL_TOKEN: fixed },
+      (out) => out.includes("azkeep account list"),
+    );
+    assert.match(s.stdout, /azkeep login -u alice@contoso\.onmicrosoft\.com --password-stdin/);
+    assert.doesNotMatch(s.stdout, /\baz login\b/);
+    assert.match(s.stdout, new RegExp(`Control token\\s+${fixed}\\s`));
+    const url = /Control API\s+(\S+)/.exec(s.stdout)?.[1];
+    assert.equal((await fetch(`${url}/`, { headers: { authorization: `Bearer ${fixed}` } })).status, 200);
+    assert.equal((await s.stop("SIGTERM")).code, 0);
+    const short = await runCli(["emulator", "start", "--no-https"], {
+      env: { AZKEEP_EMULATOR_CONTROL_TOKEN: "short" },
+    });
+    assert.equal(short.code, 1);
+    assert.match(short.stderr, /^ERROR: AZKEEP_EMULATOR_CONTROL_TOKEN must be at least 16 characters/);
   });
 
   it("a custom seed is served", async () => {
@@ -107,7 +150,7 @@ describe("azkeep emulator start", () => {
         subscriptions: [],
       }),
     );
-    const s = await start(["--seed", seed, "--no-https", "-o", "json"], {}, completeJson);
+    await using s = await start(["--seed", seed, "--no-https", "-o", "json"], {}, completeJson);
     const d = JSON.parse(s.stdout) as { urls: { http: string } };
     const doc = await fetch(`${d.urls.http}/solo.test/v2.0/.well-known/openid-configuration`);
     assert.equal(

@@ -77,7 +77,7 @@ describe("through the emulator's CONNECT proxy", { timeout: 300_000 }, () => {
     await assert.rejects(withCa("https://example.com/"), (e: Error & { cause?: { message?: string } }) =>
       /refused the tunnel/.test(e.cause?.message ?? ""),
     );
-    const ok = await withCa(`${emu.urls.http}/_emulator/`);
+    const ok = await withCa(`${emu.urls.http}/organizations/v2.0/.well-known/openid-configuration`);
     assert.equal(ok.status, 200, "NO_PROXY sends the plain port directly");
   });
 });

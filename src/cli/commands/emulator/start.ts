@@ -116,6 +116,7 @@ async function writeSpCertificate(dataDir: string): Promise<string> {
 function describe(emu: Emulator, certPath: string | undefined) {
   return {
     urls: emu.urls,
+    controlToken: emu.controlToken,
     ...(emu.caCertPath ? { caCertPath: emu.caCertPath } : {}),
     env: emu.env,
     managedIdentityEnv: emu.managedIdentityEnv,
@@ -148,6 +149,9 @@ function prose(d: ReturnType<typeof describe>): string {
     );
   if (d.caCertPath) lines.push(`  CA certificate               ${d.caCertPath}`);
   lines.push(`  Control API                  ${u.control}   (docs/emulator.md)`);
+  lines.push(
+    `  Control token                ${d.controlToken}   (Authorization: Bearer …; new EmulatorControl(url, token))`,
+  );
   lines.push(`  Device code page             ${d.deviceLoginUrl}`, "");
   if (u.proxy) {
     lines.push("Reach it as the real Azure from the Azure CLI, the Azure SDKs or MSAL:");
@@ -166,7 +170,9 @@ function prose(d: ReturnType<typeof describe>): string {
       if (i.secret) lines.push(`      secret ${i.secret as string}`);
       if (i.certificate) lines.push(`      certificate ${i.certificate as string}`);
       for (const f of i.federatedSubjects as string[])
-        lines.push(`      federated credential: ${f} (mint a token: POST ${u.control}/federated-token)`);
+        lines.push(
+          `      federated credential: ${f} (mint a token: POST ${u.control}/federated-token, with the control token)`,
+        );
     } else
       lines.push(`  managed identity (${String(i.type)})  ${String(i.clientId)}  tenant ${String(i.tenant)}`);
   }
@@ -177,9 +183,15 @@ function prose(d: ReturnType<typeof describe>): string {
     );
   const user = d.identities.find((i) => i.kind === "user");
   if (u.proxy && user) {
-    lines.push("", "Try (with the exports above, in a throwaway AZURE_CONFIG_DIR):");
-    lines.push(`  az login -u ${String(user.username)} -p '${String(user.password)}'`);
-    lines.push("  az account list -o table");
+    lines.push("", "Try azkeep against it (with the exports above, in a throwaway config folder):");
+    lines.push('  export AZKEEP_CONFIG_DIR="$(mktemp -d)/azkeep"');
+    lines.push(
+      `  printf %s '${String(user.password)}' | azkeep login -u ${String(user.username)} --password-stdin`,
+    );
+    lines.push("  azkeep account list -o table");
+    lines.push(
+      '  export PATH="$(azkeep shim path):$PATH"; az account get-access-token   # tools that run az',
+    );
   }
   return lines.join("\n") + "\n";
 }
@@ -190,6 +202,15 @@ export const run: CommandRun<StartOptions> = async (options, io) => {
   const proxyPort = port(options.proxyPort, "--proxy-port");
   const seed = options.seed ? await loadSeed(options.seed) : DEFAULT_SEED;
   const dataDir = options.dataDir ?? defaultDataDir(io.ctx.env);
+  const controlToken = io.ctx.env.AZKEEP_EMULATOR_CONTROL_TOKEN;
+  if (controlToken !== undefined && (controlToken.length < 16 || /\s/.test(controlToken)))
+    throw new AzkeepError(
+      "config",
+      "AZKEEP_EMULATOR_CONTROL_TOKEN must be at least 16 characters, without spaces.",
+      {
+        hint: "Set it to a longer random value (e.g. `openssl rand -hex 16`), or unset it for a random token per run.",
+      },
+    );
   let emu: Emulator;
   try {
     emu = await startEmulator({
@@ -199,6 +220,7 @@ export const run: CommandRun<StartOptions> = async (options, io) => {
       dataDir,
       ...(httpsPort !== undefined ? { httpsPort } : {}),
       ...(proxyPort !== undefined ? { proxyPort } : {}),
+      ...(controlToken ? { controlToken } : {}),
     });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
