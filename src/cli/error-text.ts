@@ -30,7 +30,9 @@ export function errorText(e: unknown, options: ErrorTextOptions): { text: string
     if (extra) text += `${extra}\n`;
     if (options.debug && e.cause instanceof Error)
       text += `DEBUG: caused by: ${redact(e.cause.stack ?? e.cause.message)}\n`;
-    return { text, code: exitCodeFor(e.code) };
+    // An error may carry its own exit code (`exec`: 127 for a command that is not found).
+    const own = e.details?.exitCode;
+    return { text, code: typeof own === "number" ? own : exitCodeFor(e.code) };
   }
   const message = e instanceof Error ? e.message : String(e);
   let text = `ERROR: ${redact(message)}\n${options.bugReport ?? BUG_REPORT}\n`;

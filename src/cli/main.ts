@@ -33,7 +33,9 @@ export interface RunIO {
 /** `-o=json` (as Terraform sends it) → `-o json`; commander only knows `--output=json`. */
 export function normalizeArgv(argv: readonly string[]): string[] {
   const out: string[] = [];
-  for (const a of argv) {
+  for (const [i, a] of argv.entries()) {
+    // After `--` the words are another program's (`azkeep exec -- CMD ARGS…`): left as they are.
+    if (a === "--") return [...out, ...argv.slice(i)];
     const m = /^-([a-z])=(.*)$/s.exec(a);
     if (m && m[1] !== undefined && m[2] !== undefined && a !== "--") out.push(`-${m[1]}`, m[2]);
     else out.push(a);

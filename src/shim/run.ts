@@ -15,6 +15,7 @@ import { listAccounts } from "../core/profile/ops.js";
 import { openTokenDeps } from "../core/tokens/deps.js";
 import { getAccessToken, toAzShape } from "../core/tokens/get-access-token.js";
 import { withAgent } from "../agent/attach.js";
+import { answerFromEndpoint } from "../exec/shim-mode.js";
 import { ShimUsageError, type ParsedShimArgs } from "./argv.js";
 
 /** The Azure CLI version the shim reports: new enough for every caller (expires_on: ≥ 2.54). */
@@ -35,7 +36,7 @@ function str(v: string | string[] | boolean | undefined): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 
-async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO): Promise<unknown> {
+async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO, mode: Mode): Promise<unknown> {
   if (p.command === "version") {
     const v = io.env.AZKEEP_SHIM_AZ_VERSION || SHIM_AZ_VERSION;
     return { "azure-cli": v, "azure-cli-core": v, "azure-cli-telemetry": "1.1.0", extensions: {} };
@@ -51,6 +52,18 @@ async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO): Promise<unkno
           .join(", ")})`,
       );
     }
+  }
+  // Inside `azkeep exec`: answered from the run's endpoint; neither the store nor the agent.
+  const execEndpoint = io.env.AZKEEP_EXEC_ENDPOINT;
+  if (execEndpoint && mode === "az") {
+    return answerFromEndpoint(execEndpoint, {
+      command: p.command,
+      resource: str(p.options.resource),
+      resourceType,
+      scope: Array.isArray(p.options.scope) ? p.options.scope : undefined,
+      subscription: str(p.options.subscription),
+      tenant: str(p.options.tenant),
+    });
   }
   // The agent, when it runs: the store is never opened in this process.
   const viaAgent = await withAgent(ctx, async (agent): Promise<unknown> => {
@@ -135,7 +148,7 @@ export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promi
       onlyShowErrors: mode === "az" || p.globals.onlyShowErrors,
       env: io.env,
     });
-    const value = await answer(p, ctx, io);
+    const value = await answer(p, ctx, io, mode);
     let shown = value;
     if (p.globals.query !== undefined) {
       try {

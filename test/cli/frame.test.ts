@@ -7,7 +7,15 @@ import { runCli, tempHome } from "../helpers/cli.js";
 describe("command-line frame", () => {
   it("-o=json becomes -o json (Terraform's form)", () => {
     assert.deepEqual(normalizeArgv(["account", "show", "-o=json"]), ["account", "show", "-o", "json"]);
-    assert.deepEqual(normalizeArgv(["exec", "--", "x", "-o=y"]).slice(-2), ["-o", "y"]);
+    // After `--` the words are the child's (`azkeep exec -- terraform -chdir=…`): untouched.
+    assert.deepEqual(normalizeArgv(["exec", "-o=json", "--", "x", "-o=y"]), [
+      "exec",
+      "-o",
+      "json",
+      "--",
+      "x",
+      "-o=y",
+    ]);
   });
 
   it("--help explains and exits 0", async () => {

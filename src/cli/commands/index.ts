@@ -9,6 +9,7 @@ import { register as agent } from "./agent/index.js";
 import { register as cloud } from "./cloud/index.js";
 import { register as doctor } from "./doctor/index.js";
 import { register as emulator } from "./emulator/index.js";
+import { register as exec } from "./exec/index.js";
 import { register as importGroup } from "./import/index.js";
 import { register as login } from "./login/index.js";
 import { register as logout } from "./logout/index.js";
@@ -24,6 +25,7 @@ const groups: RegisterGroup[] = [
   account,
   cloud,
   rest,
+  exec,
   shim,
   token,
   importGroup,
