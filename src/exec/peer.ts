@@ -8,10 +8,11 @@
  * processes, instead of scanning every process on the machine. Only when the caller is not a
  * descendant is the whole of `/proc` scanned, to name it in the log.
  *
- * Kept minimal and local to exec; `src/core/procfs.ts` (the release policy's caller
- * identification) is the place these reads should end up shared.
+ * The socket lookup is exec's own; the ancestry walk (with its reused-pid checks) is
+ * `core/procfs.ts`'s, shared with the release policy.
  */
 import { readFile, readdir, readlink } from "node:fs/promises";
+import { isDescendantOf } from "../core/procfs.js";
 
 /** The socket inode of the loopback connection whose client side uses `clientPort` to `serverPort`. */
 export async function socketInode(
@@ -126,28 +127,6 @@ export async function executable(pid: number, procRoot = "/proc"): Promise<strin
   }
 }
 
-/** Parent pid from `/proc/<pid>/stat` (the field after the parenthesised command name). */
-export async function parentPid(pid: number, procRoot = "/proc"): Promise<number | undefined> {
-  try {
-    const stat = await readFile(`${procRoot}/${pid}/stat`, "utf8");
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ppid = Number(rest[1]);
-    return Number.isInteger(ppid) ? ppid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Whether `pid` is `root` or one of its descendants, by walking PPid upwards. */
-export async function isDescendantOf(pid: number, root: number, procRoot = "/proc"): Promise<boolean> {
-  let p: number | undefined = pid;
-  for (let i = 0; i < 4096 && p !== undefined && p > 0; i++) {
-    if (p === root) return true;
-    p = await parentPid(p, procRoot);
-  }
-  return false;
-}
-
 export interface Peer {
   /** The calling process (the first descendant found holding the socket), or undefined. */
   pid: number | undefined;
@@ -177,6 +156,6 @@ export async function identifyPeer(
   const pid = holders[0];
   if (pid === undefined) return { pid: undefined, descendant: false, exe: "?" };
   // A process that forked after connecting is found by the walk up as well.
-  const descendant = await isDescendantOf(pid, root, procRoot);
+  const descendant = procRoot === "/proc" && isDescendantOf(pid, root);
   return { pid, descendant, exe: await executable(pid, procRoot) };
 }

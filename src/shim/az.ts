@@ -37,11 +37,15 @@ const LOGIN_REFUSED =
   "ERROR: azkeep's az shim does not run `az login`: the Azure CLI would store its tokens in plain text (~/.azure), and the shim would not serve them.\n" +
   "Sign in with `azkeep login` instead (it takes az login's options: --tenant, --use-device-code, --service-principal -u …, --identity); az then answers from azkeep's sealed store.\n";
 
+const LOGIN_REFUSED_IN_EXEC =
+  "ERROR: Inside `azkeep exec`, az signs in only with the run's identity: `az login --identity`.\n" +
+  "To use another account, end this run and start the tool with `azkeep exec --subscription … --tenant … -- …`.\n";
+
 /** Runs the shim; resolves the exit code. */
 export async function runShim(argv: readonly string[], io: ShimIO): Promise<number> {
   let r: Route;
   try {
-    r = route(argv);
+    r = route(argv, { exec: Boolean(io.env.AZKEEP_EXEC_ENDPOINT) });
   } catch (e) {
     const { text, code } = errorText(e, "az", false);
     io.stderr(text);
@@ -51,7 +55,7 @@ export async function runShim(argv: readonly string[], io: ShimIO): Promise<numb
     case "answer":
       return runParsed(r.parsed, io, "az");
     case "refuse-login":
-      io.stderr(LOGIN_REFUSED);
+      io.stderr(io.env.AZKEEP_EXEC_ENDPOINT ? LOGIN_REFUSED_IN_EXEC : LOGIN_REFUSED);
       return EXIT.error;
     case "version-text":
       return versionText(io);

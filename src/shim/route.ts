@@ -11,6 +11,11 @@
  * 4. `az version`, `az account show|list|get-access-token` are answered from the store
  *    (`argv.ts`, `run.ts`).
  * 5. Everything else goes to the real az further down PATH (`passthrough.ts`).
+ *
+ * Inside `azkeep exec` (exec mode) the store is never opened: 1 and 2 go to the real az, whose
+ * config folder is the run's own (`AZURE_CONFIG_DIR`), and `az login` is let through only as
+ * `az login --identity` (the run's endpoint, through `MSI_ENDPOINT`); 4 is answered from the
+ * run's endpoint (`run.ts`, `exec/shim-mode.ts`).
  */
 import { parseShimArgs, type ParsedShimArgs } from "./argv.js";
 
@@ -48,10 +53,14 @@ export function commandWords(argv: readonly string[]): string[] {
 const STATE_COMMANDS = ["account set", "account clear", "logout", "cloud set"];
 
 /** Decides where `argv` goes; throws `ShimUsageError` for an answered command's bad flag. */
-export function route(argv: readonly string[]): Route {
+export function route(argv: readonly string[], options: { exec?: boolean } = {}): Route {
   const words = commandWords(argv);
-  if (words[0] === "login") return { kind: "refuse-login" };
+  if (words[0] === "login") {
+    if (options.exec && (argv.includes("--identity") || argv.includes("-i"))) return { kind: "real-az" };
+    return { kind: "refuse-login" };
+  }
   for (const cmd of STATE_COMMANDS) {
+    if (options.exec) break;
     const n = cmd.split(" ").length;
     // The shim never warns (callers read any stderr as trouble); `--verbose` is az's, not
     // azkeep's; the rest of the line is azkeep's command as given.
