@@ -30,7 +30,7 @@ import type { RunToken, TokenBackend } from "./tokens.js";
 
 /** The account view the shim's exec mode answers `account show` from (no secrets). */
 export interface RunAccountView {
-  /** az's `account show` object for the run's subscription. */
+  /** az's `account show` object (the profile entry, with `environmentName`) for the run's subscription. */
   account: Record<string, unknown>;
   tenant: string;
   subscription: string;
@@ -266,7 +266,9 @@ export async function startEndpoint(opts: EndpointOptions): Promise<Endpoint> {
       }
       let token: RunToken;
       try {
-        token = await opts.backend.token(resource.endsWith("/.default") ? resource.slice(0, -9) : resource);
+        token = await opts.backend.token(resource.endsWith("/.default") ? resource.slice(0, -9) : resource, {
+          pid: peer?.pid,
+        });
       } catch (e) {
         const message = isAzkeepError(e)
           ? `${e.message}${e.hint ? ` ${e.hint}` : ""}`

@@ -9,16 +9,18 @@
  * subscription or tenant.
  */
 import { spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from "node:fs";
+import { createWriteStream, mkdirSync, rmSync, type WriteStream } from "node:fs";
 import { constants } from "node:os";
 import { delimiter, join } from "node:path";
-import { RESOURCE_TYPES } from "../core/clouds.js";
+import { BUILTIN_CLOUDS, RESOURCE_TYPES, type Cloud } from "../core/clouds.js";
 import type { Context } from "../core/context.js";
 import { AzkeepError, UsageError } from "../core/errors.js";
-import { findSubscription, withCloudName } from "../core/profile/accounts.js";
+import { findSubscription } from "../core/profile/accounts.js";
+import { cloudByName } from "../core/profile/cloud-settings.js";
+import type { SubscriptionEntry } from "../core/profile/types.js";
 import { openTokenDeps } from "../core/tokens/deps.js";
 import { startEndpoint, type Endpoint, type RunAccountView } from "./endpoint.js";
-import { createPolicyBackend, type TokenBackend } from "./tokens.js";
+import { createAgentBackend, createPolicyBackend, type TokenBackend } from "./tokens.js";
 
 /**
  * Variables that would make the child use another credential than the run's endpoint (or
@@ -135,6 +137,11 @@ export function signalExitCode(signal: NodeJS.Signals): number {
 
 const FORWARDED: NodeJS.Signals[] = ["SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGINT", "SIGQUIT"];
 
+/** A built-in cloud without touching the disk; a custom one from `config.json`. */
+async function cloudNamed(ctx: Context, name: string): Promise<Cloud> {
+  return BUILTIN_CLOUDS.find((c) => c.name.toLowerCase() === name.toLowerCase()) ?? cloudByName(ctx, name);
+}
+
 /** Runs the child; resolves its exit code. */
 export async function runExec(ctx: Context, opts: ExecOptions): Promise<number> {
   const outer = ctx.env[EXEC_MARKER];
@@ -144,18 +151,45 @@ export async function runExec(ctx: Context, opts: ExecOptions): Promise<number> 
       { hint: "Run the command directly, or pass --nested to start a second endpoint inside this run." },
     );
   }
-  // The store is opened once, here, before the child runs (a passphrase is asked now).
-  const deps = await openTokenDeps(ctx);
-  const [profile, activeCloud] = await Promise.all([deps.store.readProfile(), deps.activeCloud()]);
-  const entry = findSubscription(profile, activeCloud, opts.subscription);
+  const runId = Buffer.from(ctx.random.bytes(6)).toString("hex");
+  let childPid: number | undefined;
+  const agentRun = {
+    id: runId,
+    ...(opts.allowScopes?.length ? { allowScopes: opts.allowScopes } : {}),
+    childPid: () => childPid ?? process.pid,
+  };
+  // The account: from the agent when one runs (this process then never unseals the store),
+  // else from the store, opened once, here, before the child runs (a passphrase is asked now).
+  let direct: Awaited<ReturnType<typeof openTokenDeps>> | undefined;
+  const openDirect = async () => (direct ??= await openTokenDeps(ctx));
+  const { withAgent } = await import("../agent/attach.js");
+  const fromAgent = await withAgent(ctx, (agent) =>
+    agent.getAccount({
+      ...(opts.subscription !== undefined ? { subscription: opts.subscription } : {}),
+      run: {
+        id: agentRun.id,
+        childPid: process.pid,
+        ...(agentRun.allowScopes ? { allowScopes: agentRun.allowScopes } : {}),
+      },
+    }),
+  );
+  let entry: SubscriptionEntry;
+  if (fromAgent.via === "agent") {
+    entry = fromAgent.value as SubscriptionEntry;
+  } else {
+    const deps = await openDirect();
+    const [profile, activeCloud] = await Promise.all([deps.store.readProfile(), deps.activeCloud()]);
+    entry = findSubscription(profile, activeCloud, opts.subscription);
+  }
   const tenant = opts.tenant ?? entry.tenantId;
-  const cloud = await deps.resolveCloud!(entry.environmentName);
+  const cloud = await cloudNamed(ctx, entry.environmentName);
+  const account = { subscription: entry.id, ...(opts.tenant ? { tenant: opts.tenant } : {}) };
+  const policyBackend = async () => createPolicyBackend(ctx, await openDirect(), account);
   const backend =
     opts.backend ??
-    createPolicyBackend(ctx, deps, {
-      subscription: entry.id,
-      ...(opts.tenant ? { tenant: opts.tenant } : {}),
-    });
+    (fromAgent.via === "agent"
+      ? createAgentBackend(ctx, account, agentRun, policyBackend)
+      : await policyBackend());
   // Fail before the child starts when no token can be had (not signed in, wrong tenant).
   await backend.token(cloud.endpoints.activeDirectoryResourceId);
 
@@ -165,7 +199,7 @@ export async function runExec(ctx: Context, opts: ExecOptions): Promise<number> 
     if (r) resources[name] = r;
   }
   const view: RunAccountView = {
-    account: opts.tenant ? { ...withCloudName(entry), tenantId: tenant } : withCloudName(entry),
+    account: opts.tenant ? { ...entry, tenantId: tenant } : { ...entry },
     tenant,
     subscription: entry.id,
     resources,
@@ -173,8 +207,8 @@ export async function runExec(ctx: Context, opts: ExecOptions): Promise<number> 
 
   const runsDir = join(ctx.paths.runtimeDir, "exec");
   mkdirSync(runsDir, { recursive: true, mode: 0o700 });
-  const runDir = mkdtempSync(join(runsDir, "run-"));
-  const runId = runDir.slice(runDir.lastIndexOf("-") + 1);
+  const runDir = join(runsDir, `run-${runId}`);
+  mkdirSync(runDir, { mode: 0o700 });
   const azureConfigDir = join(runDir, "azure");
   mkdirSync(azureConfigDir, { mode: 0o700 });
   const logPath = opts.logFile ?? join(runDir, "requests.log");
@@ -192,7 +226,6 @@ export async function runExec(ctx: Context, opts: ExecOptions): Promise<number> 
     });
   }
 
-  let childPid: number | undefined;
   let endpoint: Endpoint | undefined;
   try {
     endpoint = await startEndpoint({

@@ -95,7 +95,11 @@ export async function answerFromEndpoint(base: string, req: ExecModeRequest): Pr
     );
   }
   if (req.command === "account show") return view.account;
-  if (req.command === "account list") return [view.account];
+  if (req.command === "account list") {
+    // az's list shape: `environmentName` is `cloudName` there (as `account show` keeps it).
+    const { environmentName, ...rest } = view.account;
+    return [{ cloudName: environmentName, ...rest }];
+  }
   if (req.tenant !== undefined && req.tenant.toLowerCase() !== view.tenant.toLowerCase()) {
     throw new AzkeepError("auth_failed", `This azkeep exec run is for tenant ${view.tenant} only.`, {
       hint: "Start the tool with `azkeep exec --tenant <tenant> -- …` to use another one.",

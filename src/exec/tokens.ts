@@ -19,9 +19,14 @@ export interface RunToken {
   expiresOn: number;
 }
 
+/** The process a request comes from (a descendant of the run's child), when known. */
+export interface Caller {
+  pid: number | undefined;
+}
+
 /** What the endpoint asks for: one audience, in the run's fixed subscription/tenant. */
 export interface TokenBackend {
-  token(resource: string, signal?: AbortSignal): Promise<RunToken>;
+  token(resource: string, caller?: Caller): Promise<RunToken>;
 }
 
 export interface RunAccount {
@@ -55,6 +60,47 @@ export function createPolicyBackend(ctx: Context, deps: PolicyDeps, account: Run
         .finally(() => inflight.delete(resource));
       inflight.set(resource, p);
       return p;
+    },
+  };
+}
+
+export interface AgentRun {
+  id: string;
+  allowScopes?: string[];
+  /** The run's child, until it runs: the exec process itself. */
+  childPid(): number;
+}
+
+/**
+ * The agent as the token source: every request goes to it (its release policy decides per
+ * caller, with the run's id, child and allowlist), so no cache sits in front. When the agent
+ * stops answering and agent-only mode is off, `fallback` (this process's own store) answers.
+ */
+export function createAgentBackend(
+  ctx: Context,
+  account: RunAccount,
+  run: AgentRun,
+  fallback: () => Promise<TokenBackend>,
+): TokenBackend {
+  return {
+    async token(resource, caller) {
+      const { withAgent } = await import("../agent/attach.js");
+      const r = await withAgent(ctx, (agent) =>
+        agent.getToken(
+          {
+            resource,
+            subscription: account.subscription,
+            ...(account.tenant ? { tenant: account.tenant } : {}),
+          },
+          {
+            id: run.id,
+            childPid: caller?.pid ?? run.childPid(),
+            ...(run.allowScopes?.length ? { allowScopes: run.allowScopes } : {}),
+          },
+        ),
+      );
+      if (r.via === "agent") return r.value;
+      return (await fallback()).token(resource, caller);
     },
   };
 }

@@ -19,6 +19,7 @@ import { hasCommand, requireTool } from "../helpers/require-tool.js";
 import { jwtClaims } from "../helpers/jwt.js";
 import { AZ_INSTALL } from "../helpers/az.js";
 import { DEV_SUB, REPO, signedIn, type SignedIn } from "../tokens/signed-in.js";
+import { killAgent, startAgent } from "../agent/helpers.js";
 
 const NODE_CLIENT = fileURLToPath(new URL("./clients/node-client.mjs", import.meta.url));
 const PY_CLIENT = fileURLToPath(new URL("./clients/py-client.py", import.meta.url));
@@ -362,6 +363,8 @@ describe("azkeep exec (e2e, real clients, emulator through its proxy)", { timeou
     const script = [
       "export AZKEEP_CONFIG_DIR=/nonexistent/azkeep",
       "az account show --query id -o tsv",
+      "az account show --query environmentName -o tsv",
+      'az account list --query "[0].cloudName" -o tsv',
       "az account get-access-token --resource https://vault.azure.net --query tenant -o tsv",
       "az account get-access-token --subscription 00000000-0000-0000-0000-000000000000 || echo refused-sub",
       "az account get-access-token --tenant 99999999-9999-9999-9999-999999999999 || echo refused-tenant",
@@ -370,7 +373,9 @@ describe("azkeep exec (e2e, real clients, emulator through its proxy)", { timeou
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split("\n");
     assert.equal(lines[0], DEV_SUB);
-    assert.equal(lines[1], "11111111-1111-1111-1111-111111111111");
+    assert.equal(lines[1], "AzureCloud");
+    assert.equal(lines[2], "AzureCloud");
+    assert.equal(lines[3], "11111111-1111-1111-1111-111111111111");
     assert.ok(lines.includes("refused-sub") && lines.includes("refused-tenant"), r.stdout);
     assert.match(r.stderr, /This azkeep exec run is for subscription/);
     assert.match(r.stderr, /This azkeep exec run is for tenant/);
@@ -429,3 +434,37 @@ describe("azkeep exec (e2e, real clients, emulator through its proxy)", { timeou
     assert.ok(hasCommand("sh"));
   });
 });
+
+describe(
+  "azkeep exec with the agent (agent-only mode: exec never unseals the store)",
+  { timeout: 300_000 },
+  () => {
+    let s: SignedIn;
+    let pids: (number | undefined)[] = [];
+    before(async () => {
+      s = await signedIn();
+      const st = await startAgent(s);
+      pids = [st.pid, st.vaultPid];
+      const file = join(s.env.AZKEEP_CONFIG_DIR!, "config.json");
+      const c = JSON.parse(readFileSync(file, "utf8")) as { store?: Record<string, unknown> };
+      writeFileSync(file, JSON.stringify({ ...c, store: { ...c.store, mode: "agent-only" } }));
+    });
+    after(async () => {
+      killAgent(...pids);
+      await s?.close();
+    });
+
+    it("the child's ManagedIdentityCredential lists resource groups; tokens come from the agent", async () => {
+      const env = { ...s.env, PATH: process.env.PATH ?? "/usr/bin:/bin" };
+      // Without the agent, agent-only mode refuses exec outright: it may not open the store.
+      const off = await s.cli(["exec", "--", "true"], { env: { ...env, AZKEEP_AGENT: "off" } });
+      assert.equal(off.code, 1);
+      assert.match(off.stderr, /agent-only mode/);
+      const r = await s.cli(["exec", "--", process.execPath, NODE_CLIENT, "mi"], { env });
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { names: string[]; token: string };
+      assert.ok(out.names.includes("rg-dev-app"));
+      assert.equal(jwtClaims(out.token).upn, "alice@contoso.onmicrosoft.com");
+    });
+  },
+);
