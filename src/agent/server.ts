@@ -256,6 +256,10 @@ export class AgentServer {
     // single byte is read. The socket's mode already stops non-root users of other uids.
     if (peer && peer.uid !== uid) {
       this.o.log(`refused a connection from uid ${peer.uid} (pid ${peer.pid})`);
+      // Drain what it sends (closing with unread data would reset the connection and lose
+      // the answer), say why once, and close.
+      socket.on("data", () => {});
+      socket.on("error", () => {});
       socket.end(
         encodeFrame({
           id: 0,
@@ -263,7 +267,7 @@ export class AgentServer {
           error: { code: "denied", message: `The azkeep agent serves uid ${uid} only.` },
         }),
       );
-      socket.destroySoon();
+      setTimeout(() => socket.destroy(), 1_000).unref();
       return;
     }
     this.sockets.add(socket);
@@ -273,8 +277,9 @@ export class AgentServer {
     let queue = Promise.resolve();
     socket.setTimeout(IDLE_CONNECTION_MS, () => socket.destroy());
     const refuse = (message: string) => {
+      handedOver = true; // nothing more is read from this connection
       socket.end(encodeFrame({ id: 0, ok: false, error: { code: "bad_input", message } }));
-      socket.destroySoon();
+      setTimeout(() => socket.destroy(), 1_000).unref();
     };
     socket.on("error", () => {});
     socket.on("close", () => {
@@ -369,7 +374,7 @@ export class AgentServer {
       case "accounts":
         return this.release(op, msg, peer);
       case "write": {
-        const r = await this.callVault("write", { write: msg.write });
+        const r = await this.callVaultOrRestart("write", { write: msg.write });
         this.touch();
         return r;
       }
@@ -421,9 +426,27 @@ export class AgentServer {
         : op === "account"
           ? { ...(str(msg.subscription) ? { subscription: str(msg.subscription) } : {}) }
           : { all: msg.all === true };
-    const r = await this.callVault(op, body);
+    const r = await this.callVaultOrRestart(op, body);
     this.touch();
     return r;
+  }
+
+  /**
+   * A vault that died by itself (OOM, a crash, a SIGKILL of it alone) is started again and the
+   * request asked once more, when the store opens without a person (no passphrase): every
+   * write it made is sealed on disk, so nothing is lost. With a passphrase the agent stays
+   * locked and says so.
+   */
+  private async callVaultOrRestart(op: VaultCall["op"], body: Record<string, unknown>): Promise<unknown> {
+    try {
+      return await this.callVault(op, body);
+    } catch (e) {
+      if (!(e instanceof ReplyError) || this.lockedBy !== "vault-exit" || this.o.provider() === "passphrase")
+        throw e;
+      this.o.log("the vault ended by itself; starting a new one");
+      await this.spawnVault();
+      return this.callVault(op, body);
+    }
   }
 
   /** Ends the vault, closes the socket (removing its file) and every connection. */
