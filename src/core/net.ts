@@ -36,6 +36,12 @@ export function usesProxy(env: Env): boolean {
   return Boolean(p.httpProxy || p.httpsProxy);
 }
 
+/** 127.0.0.0/8, ::1 and `localhost`: the only hosts a credential may reach over plain http. */
+export function isLoopbackHost(hostname: string): boolean {
+  const n = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  return n === "localhost" || n.endsWith(".localhost") || n === "::1" || /^127(\.\d{1,3}){3}$/.test(n);
+}
+
 /** Whether `NO_PROXY` exempts `url` (curl's rules: `*`, exact host, domain suffix, optional port). */
 export function bypassesProxy(url: URL, noProxy: string): boolean {
   const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase();
@@ -149,6 +155,46 @@ function toResponse(res: IncomingMessage, body: Buffer, method: string): Respons
   return new Response(empty ? null : body, { status, statusText: res.statusMessage ?? "", headers });
 }
 
+/** The proxy's address without its credentials, for messages. */
+export function proxyLabel(proxy: URL): string {
+  return `${proxy.protocol}//${proxy.host}`;
+}
+
+/** Marks a fetch failure as the proxy's: the cause gains `proxy` (its address, no credentials). */
+function viaProxy(e: unknown, proxy: URL): unknown {
+  if (e instanceof TypeError && e.cause && typeof e.cause === "object")
+    Object.assign(e.cause, { proxy: proxyLabel(proxy) });
+  else if (e instanceof TypeError) Object.assign(e, { cause: { proxy: proxyLabel(proxy) } });
+  return e;
+}
+
+/**
+ * Why a request failed, in words, naming the proxy when it was the proxy that failed (refused
+ * the connection, the tunnel, or asked for credentials): "through the proxy http://p:3128: …".
+ * `e` is what the Context's fetch threw.
+ */
+export function describeFetchFailure(e: unknown): { why: string; proxy: string | undefined } {
+  const err = e as {
+    name?: string;
+    message?: string;
+    cause?: { code?: string; message?: string; proxy?: string };
+  };
+  if (err?.name === "TimeoutError") return { why: "timed out", proxy: undefined };
+  const cause = err?.cause;
+  const code = cause?.code;
+  const why =
+    code === "EPROXY" || code === "EREDIRECT"
+      ? (cause?.message ?? code)
+      : (code ?? cause?.message ?? err?.message ?? "failed");
+  return { why, proxy: cause?.proxy };
+}
+
+/** "Cannot reach HOST: WHY." or "Cannot reach HOST through the proxy P: WHY." */
+export function cannotReach(what: string, e: unknown): string {
+  const { why, proxy } = describeFetchFailure(e);
+  return proxy ? `Cannot reach ${what} through the proxy ${proxy}: ${why}.` : `Cannot reach ${what}: ${why}.`;
+}
+
 /** Opens a CONNECT tunnel through `proxy` to `host:port` and returns the TLS socket on it. */
 function tunnel(l: Loaded, proxy: URL, target: URL, signal: AbortSignal | undefined): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -173,7 +219,7 @@ function tunnel(l: Loaded, proxy: URL, target: URL, signal: AbortSignal | undefi
         socket.destroy();
         reject(
           fetchFailed(
-            Object.assign(new Error(`The proxy refused the tunnel (HTTP ${res.statusCode})`), {
+            Object.assign(new Error(`the proxy refused the tunnel (HTTP ${res.statusCode})`), {
               code: "EPROXY",
             }),
           ),
@@ -227,7 +273,9 @@ async function send(l: Loaded, env: Env, url: URL, init: RequestInit, redirects:
       if (l.ca) options.ca = l.ca;
     }
     if (proxy) {
-      const socket = await tunnel(l, proxy, url, signal);
+      const socket = await tunnel(l, proxy, url, signal).catch((e: unknown) => {
+        throw viaProxy(e, proxy);
+      });
       // No `agent` at all: with `agent: false` Node makes a new Agent and ignores createConnection.
       options.createConnection = () => socket;
     } else options.agent = https ? l.httpsAgent : l.httpAgent;
@@ -241,18 +289,118 @@ async function send(l: Loaded, env: Env, url: URL, init: RequestInit, redirects:
     });
     req.once("error", (e) => reject(signal?.aborted ? (signal.reason as Error) : fetchFailed(e)));
     req.end(body);
+  }).catch((e: unknown) => {
+    // Plain http through the proxy: a refused connection is the proxy's.
+    throw proxy && !https ? viaProxy(e, proxy) : e;
   });
+  if (proxy && !https && res.status === 407) {
+    // The proxy wants credentials (RFC 9110 §15.5.8): say so, as for a refused CONNECT.
+    throw viaProxy(
+      fetchFailed(Object.assign(new Error("the proxy asked for credentials (HTTP 407)"), { code: "EPROXY" })),
+      proxy,
+    );
+  }
   const location = res.headers.get("location");
   if (REDIRECTS.has(res.status) && location && init.redirect !== "manual") {
     if (init.redirect === "error" || redirects >= 5) throw fetchFailed(new Error("too many redirects"));
-    const next = new URL(location, url);
-    const keepBody = res.status === 307 || res.status === 308;
-    const nextInit: RequestInit = keepBody
-      ? init
-      : { ...init, method: method === "HEAD" ? "HEAD" : "GET", body: null };
-    return send(l, env, next, nextInit, redirects + 1);
+    await res.body?.cancel().catch(() => {});
+    const step = redirectStep(url, location, res.status, method, body !== undefined);
+    const nextHeaders = step.crossOrigin ? withoutCredentials(headers) : { ...headers };
+    // Recomputed for the next hop; the proxy's credential is added again only for the proxy.
+    delete nextHeaders["content-length"];
+    delete nextHeaders["proxy-authorization"];
+    if (!step.keepBody) delete nextHeaders["content-type"];
+    const nextInit: RequestInit = {
+      ...init,
+      method: step.method,
+      headers: nextHeaders,
+      body: step.keepBody ? (init.body ?? null) : null,
+    };
+    return send(l, env, step.url, nextInit, redirects + 1);
   }
   return res;
+}
+
+/**
+ * Headers that carry a credential: never sent to another origin on a redirect. Threat: a
+ * server (or whoever edited an endpoint) answering 302 to its own host to collect the bearer
+ * token, a client secret or an API key.
+ */
+export const CREDENTIAL_HEADERS: readonly string[] = [
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+  "x-ms-authorization-auxiliary",
+  "x-identity-header",
+  "x-api-key",
+  "api-key",
+  "ocp-apim-subscription-key",
+  "metadata",
+];
+
+/** `headers` without any credential header (case-insensitive). */
+export function withoutCredentials(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (!CREDENTIAL_HEADERS.includes(k.toLowerCase())) out[k] = v;
+  return out;
+}
+
+/** `a` and `b` have the same scheme, host and port. */
+export function sameOrigin(a: URL, b: URL): boolean {
+  return a.origin === b.origin;
+}
+
+export interface RedirectStep {
+  url: URL;
+  method: string;
+  /** 307/308 resend the body; 301/302/303 turn the request into a GET without one. */
+  keepBody: boolean;
+  /** The target is another origin: credentials must be dropped. */
+  crossOrigin: boolean;
+}
+
+/**
+ * The one redirect rule of azkeep, for the Context's fetch and for `azkeep rest`'s own loop:
+ * never from https to http (a token or body would cross the network in clear), never another
+ * scheme, and never a request body to another origin (a 307/308 of a token request or a PUT
+ * would carry a secret or the user's data there: refused rather than followed). Callers drop
+ * credentials when `crossOrigin` is true.
+ */
+export function redirectStep(
+  from: URL,
+  location: string,
+  status: number,
+  method: string,
+  hasBody: boolean,
+): RedirectStep {
+  let url: URL;
+  try {
+    url = new URL(location, from);
+  } catch {
+    throw fetchFailed(
+      Object.assign(new Error(`the server redirected to an invalid URL`), { code: "EREDIRECT" }),
+    );
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:")
+    throw fetchFailed(
+      Object.assign(new Error(`refused a redirect to ${url.protocol}`), { code: "EREDIRECT" }),
+    );
+  if (from.protocol === "https:" && url.protocol === "http:")
+    throw fetchFailed(
+      Object.assign(new Error(`refused a redirect from https to http (${url.host})`), {
+        code: "EREDIRECT",
+      }),
+    );
+  const keepBody = status === 307 || status === 308;
+  const crossOrigin = !sameOrigin(from, url);
+  if (keepBody && hasBody && crossOrigin)
+    throw fetchFailed(
+      Object.assign(new Error(`refused to resend the request body to another host (${url.host})`), {
+        code: "EREDIRECT",
+      }),
+    );
+  const m = keepBody ? method : method === "HEAD" ? "HEAD" : "GET";
+  return { url, method: m, keepBody, crossOrigin };
 }
 
 /**

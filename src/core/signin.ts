@@ -518,6 +518,7 @@ export async function refreshAccounts(
 ): Promise<void> {
   const [profile, secrets] = await Promise.all([store.readProfile(), store.readSecrets()]);
   const seen = new Set<string>();
+  const failures: AzkeepError[] = [];
   for (const e of profile.subscriptions) {
     if (e.environmentName !== cloud.name) continue;
     const id = `${e.user.type}|${e.user.name.toLowerCase()}|${e.user.assignedIdentityInfo ?? ""}`;
@@ -570,10 +571,26 @@ export async function refreshAccounts(
       }
     } catch (err) {
       if (!(err instanceof AzkeepError) || err.code === "network") throw err;
+      failures.push(err);
       ctx.logger.warn(
         `Could not refresh the subscriptions of ${e.user.name}: ${err.message}${err.hint ? ` ${err.hint}` : ""}`,
       );
     }
+  }
+  if (failures.length > 0 && failures.length === seen.size) {
+    // Nothing was refreshed: a script must not read the old list as a fresh one (exit 0).
+    const only = failures.length === 1 ? failures[0]! : undefined;
+    throw new AzkeepError(
+      only?.code ?? "auth_required",
+      only
+        ? `Could not refresh the subscriptions: ${only.message}`
+        : `Could not refresh the subscriptions of any of the ${failures.length} signed-in identities (see the warnings above).`,
+      {
+        hint:
+          only?.hint ??
+          "Sign in again with `azkeep login` for each identity, then run `azkeep account list --refresh`.",
+      },
+    );
   }
   // Discovery moves the default to each identity in turn; put back the one the user chose.
   const before = profile.subscriptions.find((x) => x.isDefault);

@@ -69,7 +69,10 @@ const COMMANDS: Record<ShimCommand, Record<string, FlagSpec>> = {
 
 /** Flags `azkeep account get-access-token` has beyond az's (its fast path parses them too). */
 const AZKEEP_EXTRAS: Partial<Record<ShimCommand, Record<string, FlagSpec>>> = {
-  "account get-access-token": { "--claims-challenge": { name: "claimsChallenge", kind: "value" } },
+  "account get-access-token": {
+    "--claims-challenge": { name: "claimsChallenge", kind: "value" },
+    "--force-refresh": { name: "forceRefresh", kind: "switch" },
+  },
 };
 
 /** The command words of `argv` (before the first flag), e.g. `["account", "show"]`. */

@@ -100,6 +100,7 @@ async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO, mode: Mode): P
       subscription: str(p.options.subscription),
       tenant: str(p.options.tenant),
       claimsChallenge: str(p.options.claimsChallenge),
+      forceRefresh: p.options.forceRefresh === true,
     });
   }
   const [profile, activeCloud] = await Promise.all([deps.store.readProfile(), deps.activeCloud()]);

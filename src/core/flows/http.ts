@@ -6,9 +6,24 @@
  */
 import type { Context } from "../context.js";
 import { NetworkError } from "../errors.js";
+import { cannotReach, describeFetchFailure } from "../net.js";
+import { registerSecret } from "../redact.js";
 import { identityProviderError, isOAuthErrorBody } from "../entra/errors.js";
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** Form fields and response fields that hold a secret: registered with the redactor. */
+const FORM_SECRETS = [
+  "password",
+  "client_secret",
+  "client_assertion",
+  "assertion",
+  "refresh_token",
+  "code",
+  "code_verifier",
+  "device_code",
+];
+const RESPONSE_SECRETS = ["access_token", "refresh_token", "id_token", "device_code"];
 
 export interface RequestOptions {
   headers?: Record<string, string>;
@@ -36,15 +51,14 @@ export function parseRetryAfter(value: string | null, now: number): number | und
 }
 
 function networkFailure(url: string, e: unknown): NetworkError {
-  const cause = e as { name?: string; cause?: { code?: string; message?: string } } | undefined;
+  const cause = e as { name?: string } | undefined;
   if (cause?.name === "AbortError") throw e;
-  const why =
-    cause?.name === "TimeoutError"
-      ? "timed out"
-      : (cause?.cause?.code ?? cause?.cause?.message ?? (e instanceof Error ? e.message : "failed"));
-  return new NetworkError(`Cannot reach ${hostOf(url)}: ${why}.`, {
+  const { proxy } = describeFetchFailure(e);
+  return new NetworkError(cannotReach(hostOf(url), e), {
     cause: e,
-    hint: "Check the network connection, and HTTPS_PROXY / NO_PROXY / NODE_EXTRA_CA_CERTS if you are behind a proxy.",
+    hint: proxy
+      ? `The proxy ${proxy} (HTTPS_PROXY / HTTP_PROXY) did not let the request through: check the proxy, its credentials, or NO_PROXY.`
+      : "Check the network connection, and HTTPS_PROXY / NO_PROXY / NODE_EXTRA_CA_CERTS if you are behind a proxy.",
   });
 }
 
@@ -95,7 +109,11 @@ export async function readOAuthJson(
   if (!res.ok) {
     throw new NetworkError(`${hostOf(url)} answered HTTP ${res.status}.`, { status: res.status });
   }
-  return body as Record<string, unknown>;
+  const o = body as Record<string, unknown>;
+  // What the server just gave: redacted wherever it appears later (an opaque refresh token
+  // has no shape the patterns would know).
+  for (const k of RESPONSE_SECRETS) if (typeof o[k] === "string") registerSecret(o[k]);
+  return o;
 }
 
 /** POSTs `form` as application/x-www-form-urlencoded and reads OAuth JSON. */
@@ -106,7 +124,11 @@ export async function postForm(
   options: RequestOptions,
 ): Promise<Record<string, unknown>> {
   const body = new URLSearchParams();
-  for (const [k, v] of Object.entries(form)) if (v !== undefined) body.set(k, v);
+  for (const [k, v] of Object.entries(form)) {
+    if (v === undefined) continue;
+    body.set(k, v);
+    if (FORM_SECRETS.includes(k)) registerSecret(v);
+  }
   ctx.logger.debug(`POST ${url}`);
   let res: Response;
   try {

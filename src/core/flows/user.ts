@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import type { Cloud } from "../clouds.js";
 import type { Context } from "../context.js";
-import { AzkeepError, IdentityProviderError } from "../errors.js";
+import { AzkeepError, IdentityProviderError, NetworkError } from "../errors.js";
 import { authorizeEndpoint, deviceCodeEndpoint, tokenEndpoint } from "../entra/authority.js";
 import { claimsParameter } from "../entra/claims.js";
 import { stringClaim } from "../entra/jwt.js";
@@ -217,6 +217,19 @@ export async function deviceCodeSignIn(
       requireRefreshToken(token);
       return { token, username: usernameOf(token) };
     } catch (e) {
+      if (
+        e instanceof NetworkError &&
+        (e.status === undefined || e.status === 429 || e.status === 408 || e.status >= 500)
+      ) {
+        // A dropped connection, a timeout, 5xx or 429 while polling: the code is still good
+        // until it expires, and the person may be approving right now. Keep polling (RFC 8628
+        // §3.5 asks clients to back off: the interval grows, up to 60 s).
+        if (ctx.clock.now() >= deadline) throw expired();
+        ctx.logger.debug(`device code: ${e.message} Polling again.`);
+        const retryAfterSec = e.retryAfterMs !== undefined ? Math.ceil(e.retryAfterMs / 1000) : 0;
+        intervalSec = Math.min(60, Math.max(intervalSec, retryAfterSec));
+        continue;
+      }
       if (!(e instanceof IdentityProviderError)) throw e;
       if (e.error === "authorization_pending") {
         if (ctx.clock.now() >= deadline) throw expired();

@@ -7,6 +7,7 @@ import type { Cloud } from "../clouds.js";
 import type { Context } from "../context.js";
 import { AzkeepError, NetworkError } from "../errors.js";
 import { parseRetryAfter } from "../flows/http.js";
+import { cannotReach, describeFetchFailure } from "../net.js";
 
 export const ARM_API_VERSION = "2022-12-01";
 
@@ -41,19 +42,16 @@ async function armList(
     ctx.logger.debug(`GET ${next}`);
     let res: Response;
     try {
-      res = await ctx.fetch(next, {
-        headers: {
-          authorization: `Bearer ${accessToken}`,
-          accept: "application/json",
-          "x-ms-client-request-id": ctx.random.uuid(),
-        },
-        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(60_000)]) : AbortSignal.timeout(60_000),
-      });
+      res = await armGet(ctx, next, accessToken, signal);
     } catch (e) {
+      if (e instanceof AzkeepError) throw e;
       if ((e as Error).name === "AbortError") throw e;
-      throw new NetworkError(`Cannot reach Azure Resource Manager (${new URL(next).host}).`, {
+      const { proxy } = describeFetchFailure(e);
+      throw new NetworkError(cannotReach(`Azure Resource Manager (${new URL(next).host})`, e), {
         cause: e,
-        hint: "Check the network connection, HTTPS_PROXY / NO_PROXY, and the cloud's endpoints (`azkeep cloud show`).",
+        hint: proxy
+          ? `The proxy ${proxy} (HTTPS_PROXY / HTTP_PROXY) did not let the request through: check the proxy, its credentials, or NO_PROXY.`
+          : "Check the network connection, HTTPS_PROXY / NO_PROXY, and the cloud's endpoints (`azkeep cloud show`).",
       });
     }
     ctx.logger.debug(`GET ${next} → ${res.status}`);
@@ -84,9 +82,76 @@ async function armList(
     }
     items.push(...(value as unknown[]));
     const nl = (body as { nextLink?: unknown }).nextLink;
-    next = typeof nl === "string" && nl ? nl : undefined;
+    next = typeof nl === "string" && nl ? sameEndpoint(url, nl) : undefined;
   }
   return items;
+}
+
+/**
+ * One GET with the ARM token. Redirects are followed only on the same endpoint (scheme, host,
+ * port); a redirect elsewhere is refused before anything is sent there: the token must not
+ * follow it, and ARM discovery has no business off its endpoint.
+ */
+async function armGet(
+  ctx: Context,
+  url: string,
+  accessToken: string,
+  signal?: AbortSignal,
+): Promise<Response> {
+  let current = url;
+  for (let hop = 0; ; hop++) {
+    const res = await ctx.fetch(current, {
+      headers: {
+        authorization: `Bearer ${accessToken}`,
+        accept: "application/json",
+        "x-ms-client-request-id": ctx.random.uuid(),
+      },
+      signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(60_000)]) : AbortSignal.timeout(60_000),
+      redirect: "manual",
+    });
+    const location = res.headers.get("location");
+    if (![301, 302, 303, 307, 308].includes(res.status) || !location) return res;
+    await res.body?.cancel().catch(() => {});
+    const target = new URL(location, current);
+    if (target.origin !== new URL(url).origin || hop >= 5) {
+      throw new AzkeepError(
+        "network",
+        `Azure Resource Manager (${new URL(url).host}) redirected to ${target.protocol}//${target.host}; azkeep does not follow it with the token.`,
+        {
+          hint: "Check the cloud's resource manager endpoint (`azkeep cloud show`) and any proxy in between; then run the command again.",
+        },
+      );
+    }
+    ctx.logger.debug(`GET ${current} → ${res.status} ${target.toString()}`);
+    current = target.toString();
+  }
+}
+
+/**
+ * A `nextLink` is followed only on the endpoint that issued the list (same scheme, host and
+ * port): the request carries the ARM token. Threat: a server, or an edited endpoint, naming
+ * another host in `nextLink` to collect the token.
+ */
+function sameEndpoint(first: string, nextLink: string): string {
+  const base = new URL(first);
+  let u: URL;
+  try {
+    u = new URL(nextLink, base);
+  } catch {
+    throw new AzkeepError("network", "Azure Resource Manager answered a nextLink that is not a URL.", {
+      hint: "Check the cloud's resource manager endpoint (`azkeep cloud show`).",
+    });
+  }
+  if (u.origin !== base.origin) {
+    throw new AzkeepError(
+      "network",
+      `Azure Resource Manager (${base.host}) answered a nextLink on another endpoint (${u.protocol}//${u.host}); azkeep does not send the token there.`,
+      {
+        hint: "Check the cloud's resource manager endpoint (`azkeep cloud show`) and any proxy in between; then run the command again.",
+      },
+    );
+  }
+  return u.toString();
 }
 
 const str = (v: unknown): string | undefined => (typeof v === "string" && v ? v : undefined);

@@ -13,6 +13,7 @@ import type { Context } from "../context.js";
 import { AzkeepError, UsageError } from "../errors.js";
 import type { Store } from "../store/types.js";
 import { setDefault } from "./accounts.js";
+import { isLoopbackHost } from "../net.js";
 import { loadCloudSettings, updateCloudSettings } from "./cloud-settings.js";
 
 /**
@@ -62,6 +63,36 @@ function checkUrl(name: string, value: string): string {
   return value;
 }
 
+const FLAG_OF: Record<string, string> = Object.fromEntries(
+  Object.entries(ENDPOINT_FLAGS).map(([flag, field]) => [field, `--endpoint-${flag}`]),
+);
+
+/**
+ * Every endpoint of a custom cloud is https, except on this machine (an emulator on
+ * 127.0.0.1): the authority receives passwords, client secrets and refresh tokens, the
+ * resource manager bearer tokens. Threat: a plain-http endpoint on the network, where anyone on
+ * the path reads them. Values that are not URLs (some resource ids are app-id URIs) pass.
+ */
+function requireHttps(field: string, value: string | undefined): void {
+  if (typeof value !== "string") return;
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return;
+  }
+  if (u.protocol === "https:") return;
+  if (u.protocol === "http:" && isLoopbackHost(u.hostname)) return;
+  if (u.protocol !== "http:" && !["activeDirectory", "resourceManager", "management"].includes(field)) return;
+  const flag = FLAG_OF[field] ?? field;
+  throw new UsageError(
+    `${flag} '${value}' is not https: azkeep sends credentials or tokens there, and plain http is allowed only to this machine (localhost, 127.0.0.1, ::1).`,
+    {
+      hint: `Give ${flag} as https://${u.host}${u.pathname === "/" ? "/" : u.pathname}, then run \`azkeep cloud register\` again.`,
+    },
+  );
+}
+
 /** Builds a custom cloud from `cloud register` flags (and `--cloud-config`), filling gaps from ARM metadata. */
 export async function cloudFromFlags(
   ctx: Context,
@@ -100,6 +131,8 @@ export async function cloudFromFlags(
       hint: "Run `azkeep cloud register -n NAME --endpoint-resource-manager https://management.example/ …`.",
     });
   }
+  // Before the metadata request, which goes there.
+  for (const [field, value] of Object.entries(endpoints)) requireHttps(field, value);
   if (!endpoints.activeDirectory || !endpoints.activeDirectoryResourceId) {
     const meta = await armMetadata(ctx, endpoints.resourceManager);
     if (!endpoints.activeDirectory && meta?.loginEndpoint) endpoints.activeDirectory = meta.loginEndpoint;
@@ -114,6 +147,7 @@ export async function cloudFromFlags(
     }
   }
   endpoints.activeDirectory = endpoints.activeDirectory.replace(/\/+$/, "");
+  for (const [field, value] of Object.entries(endpoints)) requireHttps(field, value);
   endpoints.management ??= endpoints.activeDirectoryResourceId;
   return {
     name,

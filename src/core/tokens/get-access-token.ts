@@ -18,6 +18,8 @@ export interface GetAccessTokenOptions {
   tenant?: string | undefined;
   /** A claims challenge (JSON or base64 JSON) from a resource: skips the cache. */
   claimsChallenge?: string | undefined;
+  /** Skip the cache and replace the cached token (`--force-refresh`, azkeep only). */
+  forceRefresh?: boolean | undefined;
 }
 
 /** az's `get-access-token` JSON (keys are sorted by the formatter, as knack does). */
@@ -64,6 +66,7 @@ export async function getAccessToken(
     ...(options.subscription ? { subscription: options.subscription } : {}),
     ...(options.tenant ? { tenant: options.tenant } : {}),
     ...(options.claimsChallenge ? { claims: options.claimsChallenge } : {}),
+    ...(options.forceRefresh ? { forceRefresh: true } : {}),
   });
   return toAzShape(r, Boolean(options.tenant));
 }

@@ -50,6 +50,7 @@ import {
   type TokenKey,
 } from "./cache.js";
 import type { FailureMemo } from "./memo.js";
+import { registerSecrets } from "../redact.js";
 import { DEFAULT_RETRY, FALLBACK_RETRY, withRetries, type RetryPolicy } from "./retry.js";
 
 /** What a token source answers: the part of `core/flows/token.ts`'s `TokenResult` the policy uses. */
@@ -84,6 +85,11 @@ export interface TokenRequest {
   tenant?: string;
   /** A claims challenge (JSON or base64 JSON): skips the cache. */
   claims?: string;
+  /**
+   * Skip the cached access token and ask the identity provider (MSAL's `force_refresh`): for a
+   * token the resource refused though it has not expired. The new token replaces the cached one.
+   */
+  forceRefresh?: boolean;
 }
 
 export interface TokenResponse {
@@ -275,13 +281,15 @@ export async function acquireToken(
     store.readSecrets(),
     deps.activeCloud?.() ?? DEFAULT_CLOUD,
   ]);
+  registerSecrets(secrets);
   const account = findSubscription(profile, activeCloud, request.subscription);
   const resolveCloud = deps.resolveCloud ?? builtinCloud;
   const cloud = await resolveCloud(account.environmentName);
   const req: ScopedRequest = { ...request, scopes: requestScopes(cloud, request) };
   validate(req);
   const first = plan(account, secrets, req);
-  if (!req.claims) {
+  const skipCache = Boolean(req.claims) || req.forceRefresh === true;
+  if (!skipCache) {
     const cached = findAccessToken(secrets, first.key);
     if (cached && isFresh(cached, nowS(ctx))) {
       ctx.logger.debug(`token: cache hit (${cached.expiresOn - nowS(ctx)} s left)`);
@@ -290,6 +298,7 @@ export async function acquireToken(
   }
   // Imported here, off the cached path: it needs node:fs/promises.
   const memo = deps.memo ?? (await import("./memo.js")).createFileFailureMemo(ctx);
+  const startedS = nowS(ctx);
 
   return store.update(async (state) => {
     // Re-read under the lock: another process may have refreshed (or signed out) meanwhile.
@@ -308,11 +317,15 @@ export async function acquireToken(
     const p = plan(acct, state.secrets, req);
     const now = nowS(ctx);
     const current = findAccessToken(state.secrets, p.key);
-    if (!req.claims && current && isFresh(current, now)) {
+    if (!skipCache && current && isFresh(current, now)) {
       ctx.logger.debug("token: refreshed by another process meanwhile");
       return respond(current, p, "cache");
     }
-    const fallback = current && isUsable(current, now) && !req.claims ? current : undefined;
+    if (req.forceRefresh && !req.claims && current && current.cachedAt > startedS && isFresh(current, now)) {
+      ctx.logger.debug("token: force-refreshed by another process meanwhile");
+      return respond(current, p, "network");
+    }
+    const fallback = current && isUsable(current, now) && !skipCache ? current : undefined;
     const memoKey = `${p.key.cloud}|${p.key.principal}|${p.key.tenantId}|${p.key.scopes.join(" ")}`;
     const recent = await memo.get(memoKey);
     if (recent) {
@@ -320,8 +333,9 @@ export async function acquireToken(
         ctx.logger.debug("token: identity provider failed moments ago; serving the cached token");
         return respond(fallback, p, "fallback");
       }
+      // The failure may be this user's own previous command, or a process running beside it.
       throw new NetworkError(recent.message, {
-        hint: `Another azkeep process just failed to reach the identity provider; try again in ${Math.max(1, Math.ceil(recent.retryInMs / 1000))} s.`,
+        hint: `azkeep failed to get this token moments ago (an earlier command, or one running beside this one) and waits before asking again: try again in ${Math.max(1, Math.ceil(recent.retryInMs / 1000))} s.`,
       });
     }
 

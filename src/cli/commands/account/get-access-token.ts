@@ -16,6 +16,7 @@ export interface GetAccessTokenFlags {
   name?: string;
   tenant?: string;
   claimsChallenge?: string;
+  forceRefresh?: boolean;
 }
 
 /** Declares the command on the `account` group; its code loads only when it runs. */
@@ -49,6 +50,10 @@ export function registerGetAccessToken(account: Command, lazy: Lazy): void {
     .option(
       "--claims-challenge <claims>",
       "a claims challenge from a resource's WWW-Authenticate header (JSON or base64): skips the cache",
+    )
+    .option(
+      "--force-refresh",
+      "ask the identity provider for a new token instead of serving the cached one (which it replaces)",
     )
     .addHelpText(
       "after",

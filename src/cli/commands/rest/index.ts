@@ -1,4 +1,4 @@
-import { Option } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import type { RegisterGroup } from "../../command.js";
 
 const METHODS = ["delete", "get", "head", "options", "patch", "post", "put"];
@@ -11,7 +11,17 @@ export const register: RegisterGroup = (program, lazy) => {
       "send an HTTP request with a token for the URL's audience, as `az rest` (ARM, Microsoft Graph, or --resource).\n" +
         "A token for a well-known audience is never sent to a host outside that audience.",
     )
-    .addOption(new Option("-m, --method <method>", "HTTP method").choices(METHODS).default("get"))
+    .addOption(
+      // az takes the method in any case (`-m GET`, `-m Put`).
+      new Option("-m, --method <method>", `HTTP method (${METHODS.join(", ")}; any case)`)
+        .default("get")
+        .argParser((v: string) => {
+          const m = v.toLowerCase();
+          if (!METHODS.includes(m))
+            throw new InvalidArgumentError(`Allowed choices are ${METHODS.join(", ")} (in any case).`);
+          return m;
+        }),
+    )
     .option(
       "-u, --url <url>",
       "the URL; without a host it is an ARM path, and {subscriptionId} becomes the current subscription",
@@ -23,6 +33,11 @@ export const register: RegisterGroup = (program, lazy) => {
     .addOption(new Option("--url-parameters <params...>", "the same as --uri-parameters").hideHelp())
     .option("--resource <resource>", "the token's audience, when it cannot be derived from the URL")
     .option("--skip-authorization-header", "send no Authorization header")
+    .option(
+      "--token-host <hosts...>",
+      "also send the token of a custom --resource to these hosts (by default only to the resource's own host and its subdomains)",
+    )
+    .option("--force-refresh", "get a new token instead of the cached one")
     .addHelpText(
       "after",
       "\nExamples:\n" +

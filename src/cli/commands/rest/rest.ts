@@ -13,6 +13,8 @@ export interface RestFlags {
   urlParameters?: string[];
   resource?: string;
   skipAuthorizationHeader?: boolean;
+  tokenHost?: string[];
+  forceRefresh?: boolean;
 }
 
 export const run: CommandRun<RestFlags> = async (flags, io) => {
@@ -37,6 +39,8 @@ export const run: CommandRun<RestFlags> = async (flags, io) => {
       uriParameters: [...(flags.uriParameters ?? []), ...(flags.urlParameters ?? [])],
       resource: flags.resource,
       skipAuthorizationHeader: flags.skipAuthorizationHeader,
+      tokenHosts: flags.tokenHost,
+      forceRefresh: flags.forceRefresh,
     },
   );
   if (result.json !== undefined) return { value: result.json };

@@ -20,6 +20,7 @@ export const run: CommandRun<GetAccessTokenFlags> = async (flags, io) => {
     subscription: flags.subscription ?? flags.name,
     tenant: flags.tenant,
     claimsChallenge: flags.claimsChallenge,
+    forceRefresh: flags.forceRefresh,
   });
   return { value };
 };
