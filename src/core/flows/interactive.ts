@@ -5,7 +5,7 @@
  */
 import type { Context } from "../context.js";
 import { AzkeepError, IdentityProviderError } from "../errors.js";
-import type { LoopbackListener } from "./loopback.js";
+import { sameState, type LoopbackListener } from "./loopback.js";
 
 /** Thrown when no browser could be started; the caller falls back to the device code flow. */
 export class BrowserUnavailableError extends AzkeepError {
@@ -61,13 +61,18 @@ export async function awaitAuthorizationResponse(
 ): Promise<URLSearchParams> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_INTERACTIVE_TIMEOUT_MS;
   const sources: Promise<URLSearchParams>[] = [opts.listener.callback];
+  // A forged or stale redirect is answered and ignored by the listener; say so, keep waiting.
+  opts.listener.onIgnored = () =>
+    ctx.logger.warn(
+      "Ignored a sign-in answer that does not belong to this sign-in (state mismatch): an old browser tab or another program sent it. Still waiting for the sign-in in the browser.",
+    );
   if (opts.noBrowser) {
     ctx.progress.message(
       `To sign in, open this address in a web browser (on this or any other machine):\n\n${opts.authorizeUrl}\n\n` +
         `After you sign in, the browser is sent to ${opts.listener.redirectUri}/?code=… . If that page does not ` +
         `load (the browser runs on another machine), copy the whole address from the browser's address bar and paste it here.`,
     );
-    sources.push(readPasted(ctx));
+    sources.push(readPasted(ctx, opts.state));
   } else {
     const opened = await ctx.browser.open(opts.authorizeUrl);
     if (!opened) throw new BrowserUnavailableError();
@@ -118,15 +123,23 @@ export async function awaitAuthorizationResponse(
   return checkAuthorizationResponse(params, opts.state, opts.listener);
 }
 
-async function readPasted(ctx: Context): Promise<URLSearchParams> {
+async function readPasted(ctx: Context, state: string): Promise<URLSearchParams> {
   for (;;) {
     const text = ctx.prompter.interactive
       ? await ctx.prompter.ask("Paste the redirect address here (or wait for the browser): ")
       : await ctx.prompter.readStdin();
     const params = parsePastedRedirect(text);
-    if (params) return params;
-    if (!ctx.prompter.interactive) return new Promise<never>(() => {}); // stdin ended: wait for the loopback
-    ctx.progress.message("That is not the redirect address (it has no code= or error=); try again.");
+    // Another sign-in's address does not end this one, as on the loopback listener.
+    if (params && sameState(params.get("state"), state)) return params;
+    if (!ctx.prompter.interactive) {
+      if (params) ctx.logger.warn("Ignored a pasted address of another sign-in (state mismatch).");
+      return new Promise<never>(() => {}); // stdin ended: wait for the loopback
+    }
+    ctx.progress.message(
+      params
+        ? "That address belongs to another sign-in (its state does not match); paste the address this sign-in ended on."
+        : "That is not the redirect address (it has no code= or error=); try again.",
+    );
   }
 }
 

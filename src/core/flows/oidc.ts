@@ -127,6 +127,7 @@ export async function oidcLogin(
       const nonce = client.randomNonce();
       // RFC 8252 §7.3: the IP literal; generic providers port-match loopback redirects by it.
       const listener = await startLoopback({
+        state,
         ...(req.port === undefined ? {} : { port: req.port }),
         redirectHost: "127.0.0.1",
         redirectPath: "/",

@@ -69,6 +69,7 @@ export async function browserSignIn(ctx: Context, req: BrowserFlowRequest): Prom
   const state = b64url(ctx.random.bytes(16));
   const nonce = createHash("sha256").update(ctx.random.bytes(32)).digest("hex");
   const listener = await startLoopback({
+    state,
     ...(req.port === undefined ? {} : { port: req.port }),
     redirectHost: "localhost",
   });
