@@ -64,7 +64,12 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
   const getCtx = (): Context =>
     (ctx ??= io.makeContext
       ? io.makeContext(globals)
-      : createNodeContext({ debug: globals.debug, onlyShowErrors: globals.onlyShowErrors, env }));
+      : createNodeContext({
+          debug: globals.debug,
+          onlyShowErrors: globals.onlyShowErrors,
+          env,
+          signal: controller.signal,
+        }));
   const controller = new AbortController();
   io.signal?.addEventListener("abort", () => controller.abort(io.signal?.reason), { once: true });
 
@@ -167,7 +172,15 @@ function applyFrame(cmd: Command, io: RunIO): void {
 /** Entry point used by `bin/azkeep.js`. */
 export async function main(argv: readonly string[]): Promise<number> {
   const controller = new AbortController();
-  const onSignal = () => controller.abort(Object.assign(new Error("Interrupted"), { name: "AbortError" }));
+  const onSignal = () => {
+    controller.abort(Object.assign(new Error("Interrupted"), { name: "AbortError" }));
+    // Every wait azkeep makes listens to the signal; should one not (a bug), the process still
+    // ends: files are only ever replaced by rename, so stopping anywhere leaves them whole.
+    setTimeout(() => {
+      process.stderr.write("ERROR: Interrupted.\n");
+      process.exit(EXIT.interrupted);
+    }, 3000).unref();
+  };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {

@@ -10,7 +10,8 @@
 import { join } from "node:path";
 import type { Context } from "./context.js";
 import { AzkeepError } from "./errors.js";
-import { ensurePrivateDir, readPrivateFile, shq, writeFileAtomic } from "./store/files.js";
+import { checkDir, ensurePrivateDir, readPrivateFile, shq, writeFileAtomic } from "./store/files.js";
+import { configProblem } from "./store/shape.js";
 import type { KeyRecord } from "./store/provider.js";
 
 export const CONFIG_FILE = "config.json";
@@ -51,26 +52,32 @@ export function configPath(ctx: Pick<Context, "paths">): string {
   return join(ctx.paths.configDir, CONFIG_FILE);
 }
 
+const FIX_HINT = (path: string) =>
+  `Fix it by hand, or move it aside (\`mv ${shq(path)} ${shq(path + ".bad")}\`) and run \`azkeep store repair\`, ` +
+  "which finds the key of tokens.sealed again from its header (custom clouds must then be registered again).";
+
 function parse(path: string, raw: Buffer | undefined): AzkeepConfig {
   if (!raw) return { version: 1 };
+  let value: unknown;
   try {
-    const value = JSON.parse(raw.toString("utf8").replace(/^\uFEFF/, "")) as unknown;
-    if (value === null || typeof value !== "object" || Array.isArray(value)) throw new Error("not an object");
-    const config: AzkeepConfig = { ...value, version: 1 };
-    return config;
+    value = JSON.parse(raw.toString("utf8").replace(/^\uFEFF/, "")) as unknown;
   } catch (e) {
-    throw new AzkeepError("config", `${path} is not valid JSON.`, {
-      hint:
-        `Fix it by hand, or move it aside (\`mv ${shq(path)} ${shq(path + ".bad")}\`); azkeep then forgets ` +
-        "which key protects tokens.sealed, and you sign in again with `azkeep login`.",
-      cause: e,
-    });
+    throw new AzkeepError("config", `${path} is not valid JSON.`, { hint: FIX_HINT(path), cause: e });
   }
+  // A wrong shape is damage too: refused like bad JSON, never obeyed half-way.
+  const problem = configProblem(value);
+  if (problem)
+    throw new AzkeepError("config", `${path} has the wrong shape: ${problem}.`, {
+      hint: FIX_HINT(path),
+      details: { path, problem },
+    });
+  return { ...(value as object), version: 1 };
 }
 
 /** Reads config.json (missing → defaults). No lock; refuses a file other users can read. */
 export async function readConfig(ctx: Pick<Context, "paths">): Promise<AzkeepConfig> {
   const path = configPath(ctx);
+  if (!checkDir(ctx.paths.configDir)) return { version: 1 };
   return parse(path, readPrivateFile(path));
 }
 
@@ -79,7 +86,7 @@ export async function readConfig(ctx: Pick<Context, "paths">): Promise<AzkeepCon
  * atomically (0600) when something changed, and returns what `change` returned.
  */
 export async function updateConfig<T>(
-  ctx: Pick<Context, "paths" | "clock">,
+  ctx: Pick<Context, "paths" | "clock" | "signal">,
   change: (config: AzkeepConfig) => T | Promise<T>,
   options: { lockTimeoutMs?: number } = {},
 ): Promise<T> {
@@ -99,6 +106,7 @@ export async function updateConfig<T>(
     },
     {
       clock: ctx.clock,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
       ...(options.lockTimeoutMs !== undefined ? { timeoutMs: options.lockTimeoutMs } : {}),
     },
   );

@@ -7,8 +7,8 @@
  * `fetch`, `os.homedir()` or the process's standard streams.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { homedir } from "node:os";
-import { join } from "node:path";
+import { homedir, userInfo } from "node:os";
+import { isAbsolute, join } from "node:path";
 import { createNetworkFetch } from "./net.js";
 import { redact } from "./redact.js";
 
@@ -78,6 +78,11 @@ export interface Context {
   progress: Progress;
   /** Whether colour may be used on stderr/stdout (false with NO_COLOR or no TTY). */
   color: boolean;
+  /**
+   * Aborted on Ctrl-C / SIGTERM: every wait in the library that is not given a signal of its
+   * own (the store lock) ends on it. Absent in tests and library use that do not set one.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface NodeContextOptions {
@@ -86,17 +91,41 @@ export interface NodeContextOptions {
   env?: Env;
   /** Where log lines go; stderr by default. */
   write?: (line: string) => void;
+  /** See `Context.signal`; read lazily (a getter here is read only when a wait needs it). */
+  readonly signal?: AbortSignal | undefined;
 }
 
-/** Resolves azkeep's folders: `AZKEEP_CONFIG_DIR`, else XDG, else the platform's usual place. */
+/**
+ * The home folder: `HOME` when it is an absolute path, else the user database's entry. An
+ * empty `HOME=` made `os.homedir()` answer "" and the store land in `./.config` of whatever
+ * folder the command ran in.
+ */
+function homeFolder(env: Env): string {
+  if (env.HOME && isAbsolute(env.HOME)) return env.HOME;
+  if (env.HOME === undefined) return homedir();
+  try {
+    return userInfo().homedir;
+  } catch {
+    return homedir();
+  }
+}
+
+/**
+ * Resolves azkeep's folders: `AZKEEP_CONFIG_DIR`, else XDG, else the platform's usual place.
+ * A relative `XDG_CONFIG_HOME` is ignored, as the XDG spec says; a relative `AZKEEP_CONFIG_DIR`
+ * is kept as given and refused by the store with a message (`checkDirPath`).
+ */
 export function resolvePaths(env: Env, platform: NodeJS.Platform = process.platform): Paths {
-  const home = env.HOME || homedir();
+  const home = homeFolder(env);
   let configDir = env.AZKEEP_CONFIG_DIR;
   if (!configDir) {
     if (platform === "darwin") configDir = join(home, "Library", "Application Support", "azkeep");
     else if (platform === "win32")
       configDir = join(env.APPDATA || join(home, "AppData", "Roaming"), "azkeep");
-    else configDir = join(env.XDG_CONFIG_HOME || join(home, ".config"), "azkeep");
+    else {
+      const xdg = env.XDG_CONFIG_HOME && isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : undefined;
+      configDir = join(xdg ?? join(home, ".config"), "azkeep");
+    }
   }
   const runtimeDir =
     env.AZKEEP_RUNTIME_DIR ||
@@ -187,6 +216,9 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
     },
     get color() {
       return useColor();
+    },
+    get signal() {
+      return options.signal;
     },
   };
 }

@@ -148,6 +148,10 @@ export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promi
       // The shim never warns: callers read any stderr as trouble.
       onlyShowErrors: mode === "az" || p.globals.onlyShowErrors,
       env: io.env,
+      // Lazily, as `deps.signal` below: only a wait (the store lock, a refresh) installs the handlers.
+      get signal() {
+        return io.signal;
+      },
     });
     const value = await answer(p, ctx, io, mode);
     let shown = value;
@@ -200,7 +204,15 @@ export function writeAllSync(fd: number, text: string): void {
  */
 export function abortOnSignals(): { readonly signal: AbortSignal; dispose(): void } {
   let controller: AbortController | undefined;
-  const onSignal = () => controller?.abort(Object.assign(new Error("Interrupted"), { name: "AbortError" }));
+  const onSignal = () => {
+    controller?.abort(Object.assign(new Error("Interrupted"), { name: "AbortError" }));
+    // A wait that does not listen (a bug) must not keep the process: files are replaced by
+    // rename only, so ending anywhere leaves them whole.
+    setTimeout(() => {
+      writeAllSync(2, "ERROR: Interrupted.\n");
+      process.exit(EXIT.interrupted);
+    }, 3000).unref();
+  };
   return {
     get signal() {
       if (!controller) {

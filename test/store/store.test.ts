@@ -174,7 +174,7 @@ describe("file store: damage", () => {
     await assert.rejects(
       createFileStore(tmp.ctx()).readSecrets(),
       (e: AzkeepError) =>
-        e.code === "store_unavailable" && e.message.includes(path) && /EISDIR/.test(e.message),
+        e.code === "store_unavailable" && e.message.includes(path) && /is a folder/.test(e.message),
     );
   });
 

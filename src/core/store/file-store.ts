@@ -14,10 +14,12 @@
  *   is never moved — and is never used half-read.
  */
 import { join } from "node:path";
-import { readConfig, updateConfig, type AzkeepConfig } from "../config.js";
+import { configPath, readConfig, updateConfig, type AzkeepConfig } from "../config.js";
 import type { Context } from "../context.js";
 import { AzkeepError } from "../errors.js";
 import { emptyProfile, type Profile } from "../profile/types.js";
+import type { RepairReport } from "./repair.js";
+import { profileProblem } from "./shape.js";
 import {
   checkDir,
   ensurePrivateDir,
@@ -46,6 +48,10 @@ export const STORE_LOCK = "store.lock";
 
 const SIGN_IN_HINT =
   "Run `azkeep login` to sign in again (service principals: `azkeep login --service-principal …`).";
+const REPAIR_HINT =
+  "Run `azkeep store repair` to rebuild the account list from the sealed credentials (then `azkeep account list --refresh` " +
+  "for the subscriptions), or sign in again with `azkeep login`.";
+const hintFor = (file: string) => (file.endsWith(PROFILE_FILE) ? REPAIR_HINT : SIGN_IN_HINT);
 
 /** Why a file was found damaged, for the message. */
 type Damage =
@@ -79,7 +85,7 @@ function damageMessage(file: string, d: Damage): string {
     case "key_wrong":
       return `The token store ${file} cannot be opened: the key in the ${d.record.provider} provider is not the one that sealed it.`;
     case "unknown_key":
-      return `The token store ${file} is sealed with key ${d.kid}, which config.json does not name (config.json lost or replaced).`;
+      return `The token store ${file} is sealed with key ${d.kid}, which config.json does not name (the file was changed, or config.json replaced).`;
     case "profile":
       return `The profile ${file} is damaged: ${d.reason}.`;
   }
@@ -97,9 +103,8 @@ function parseProfile(raw: Buffer): Profile | string {
   } catch {
     return "it is not valid JSON";
   }
-  if (value === null || typeof value !== "object" || !Array.isArray((value as Profile).subscriptions))
-    return "it has no subscriptions list";
-  return value as Profile;
+  const problem = profileProblem(value);
+  return problem ? `it has the wrong shape (${problem})` : (value as Profile);
 }
 
 function validSecrets(value: unknown): value is Secrets {
@@ -119,6 +124,8 @@ export interface FileStore extends Store {
   migrate(to: ProviderName): Promise<{ from: ProviderName | undefined; to: ProviderName; keyId: string }>;
   /** The provider instance for a name (status, doctor). */
   provider(name: ProviderName): Promise<KeyProvider>;
+  /** `store repair`: finds the key again from the seal's header, rebuilds the account list. See `repair.ts`. */
+  repair(): Promise<RepairReport>;
 }
 
 export function createFileStore(ctx: Context, options: StoreOptions = {}): FileStore {
@@ -142,8 +149,10 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
   // The lock module is loaded only by writers (and damage handling): reads never need it.
   const lock = async <T>(fn: () => Promise<T>): Promise<T> => {
     const { withLock } = await import("./lock.js");
+    const signal = ctx.signal;
     return withLock(lockPath, fn, {
       clock: ctx.clock,
+      ...(signal ? { signal } : {}),
       ...(options.lockTimeoutMs !== undefined ? { timeoutMs: options.lockTimeoutMs } : {}),
     });
   };
@@ -181,10 +190,23 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
       if (e instanceof SealError) throw new DamageFound(sealedPath, raw, { kind: "sealed", error: e });
       throw e;
     }
-    let record = recordFor(await readConfig(ctx), kid);
+    let config = await readConfig(ctx);
+    let record = recordFor(config, kid);
     // A migration may have replaced both files between our two reads: look once more.
-    if (!record) record = recordFor(await readConfig(ctx), kid);
-    if (!record) throw new DamageFound(sealedPath, raw, { kind: "unknown_key", kid });
+    if (!record) record = recordFor((config = await readConfig(ctx)), kid);
+    // config.json names another key: the header was changed (or config.json replaced) — damage.
+    if (!record && config.store?.key) throw new DamageFound(sealedPath, raw, { kind: "unknown_key", kid });
+    // config.json lost (or moved aside for its wrong shape): the sealed file may be whole and
+    // its key still in its provider; not a definite loss, so it is never set aside.
+    if (!record)
+      throw new AzkeepError(
+        "config",
+        `The token store ${sealedPath} is sealed with key ${kid}, and config.json names no key (lost or moved aside); the store was left as it is.`,
+        {
+          hint: "Run `azkeep store repair` to find its key again from the key providers (it changes nothing it cannot open).",
+          details: { file: sealedPath, keyId: kid },
+        },
+      );
     const key = await keyOf(record);
     if (!key) throw new DamageFound(sealedPath, raw, { kind: "key_missing", record });
     let plain: Buffer;
@@ -236,12 +258,14 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
     if (!sameBytes(now, d.bytes)) return "changed";
     const aside = moveAside(d.file, ctx.clock.now());
     const what =
-      d.file === sealedPath ? "your accounts need to sign in again" : "your account list needs a new sign-in";
+      d.file === sealedPath
+        ? "your accounts need to sign in again"
+        : "run `azkeep store repair` to rebuild the account list from the sealed credentials";
     throw new AzkeepError(
       "store_damaged",
       `${damageMessage(d.file, d.damage)} It was moved aside to ${aside}; ${what}.`,
       {
-        hint: SIGN_IN_HINT,
+        hint: hintFor(d.file),
         details: { file: d.file, movedTo: aside, reason: d.damage.kind },
       },
     );
@@ -256,7 +280,7 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
         if (!(e instanceof DamageFound)) throw e;
         // "changed": another process replaced the file after we read it; read the new one.
         if ((await lock(async () => settleDamage(e))) === "changed" && attempt < 5) continue;
-        throw new AzkeepError("store_damaged", damageMessage(e.file, e.damage), { hint: SIGN_IN_HINT });
+        throw new AzkeepError("store_damaged", damageMessage(e.file, e.damage), { hint: hintFor(e.file) });
       }
     }
   }
@@ -412,6 +436,16 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
       });
     },
 
+    async prepareWrite() {
+      await ensurePrivateDir(dir);
+      await lock(async () => {
+        // Damage that a sign-in would settle anyway (a key lost for good) is settled now; a store
+        // that cannot be opened here (provider unavailable, wrong passphrase) fails now.
+        await readLockedOrEmpty(readSecretsRaw, emptySecrets);
+        await writeKey();
+      });
+    },
+
     async migrate(to) {
       if (to === "memory")
         throw new AzkeepError(
@@ -437,6 +471,77 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
     },
 
     provider,
+
+    async repair(): Promise<RepairReport> {
+      const { findKey, restoreAccounts } = await import("./repair.js");
+      await ensurePrivateDir(dir);
+      return lock(async () => {
+        removeDebris(dir);
+        const report: RepairReport = { config: "no store", accountsAdded: [], next: "" };
+        let config: AzkeepConfig;
+        try {
+          config = await readConfig(ctx);
+        } catch (e) {
+          if (!(e instanceof AzkeepError) || e.code !== "config") throw e;
+          const moved = moveAside(configPath(ctx), ctx.clock.now());
+          if (moved) report.configMovedTo = moved;
+          config = { version: 1 };
+        }
+        const raw = readPrivateFile(sealedPath);
+        let secrets = emptySecrets();
+        if (raw) {
+          let kid: string;
+          try {
+            kid = kidHex(parseHeader(raw).kid);
+          } catch (e) {
+            if (e instanceof SealError)
+              settleDamage(new DamageFound(sealedPath, raw, { kind: "sealed", error: e }));
+            throw e;
+          }
+          report.config = "kept";
+          if (!recordFor(config, kid)) {
+            const order: ProviderName[] = ["keyring", "keyutils", "insecure-file"];
+            const { passphraseConfigured } = await import("./providers/passphrase.js");
+            if (passphraseConfigured(pctx) || ctx.prompter.interactive) order.push("passphrase");
+            const found = await findKey(
+              ctx,
+              raw,
+              kid,
+              order
+                .filter((n) => n !== "keyutils" || process.platform === "linux")
+                .map((name) => ({ name, load: () => provider(name) })),
+            );
+            keys.set(found.record.keyId, found.key);
+            await updateConfig(ctx, (c) => {
+              // The key config.json named (if any) opens nothing here; it is not deleted either.
+              const st = (c.store ??= {});
+              st.key = found.record;
+              if (found.record.provider === "insecure-file")
+                st.insecureFileOptIn ??= { at: found.record.createdAt, via: "store repair" };
+            });
+            report.config = "rebuilt";
+            report.keyFoundIn = found.record.provider;
+          }
+          secrets = await readLocked(readSecretsRaw);
+        }
+        let profile: Profile;
+        try {
+          profile = readProfileRaw();
+        } catch (e) {
+          if (!(e instanceof DamageFound)) throw e;
+          const moved = moveAside(e.file, ctx.clock.now());
+          if (moved) report.profileMovedTo = moved;
+          profile = emptyProfile();
+        }
+        report.accountsAdded = restoreAccounts(profile, secrets);
+        if (report.accountsAdded.length || report.profileMovedTo)
+          await writeFileAtomic(profilePath, JSON.stringify(profile, null, 2) + "\n");
+        report.next = report.accountsAdded.length
+          ? "Run `azkeep account list --refresh` to find the subscriptions of the restored accounts."
+          : "Nothing else to do.";
+        return report;
+      });
+    },
 
     async status(): Promise<StoreStatus> {
       const { storeStatus } = await import("./status.js");

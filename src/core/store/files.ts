@@ -8,16 +8,21 @@
  */
 import {
   promises as fsp,
+  chmodSync,
   closeSync,
+  constants,
   fstatSync,
+  lstatSync,
   openSync,
-  readFileSync,
+  readSync,
   readdirSync,
+  realpathSync,
   renameSync,
   statSync,
   unlinkSync,
+  type Stats,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 import { AzkeepError } from "../errors.js";
 
 const CHECK_MODES = process.platform !== "win32";
@@ -59,7 +64,9 @@ export function checkPrivate(path: string, st: { mode: number; uid: number }, is
       "store_unavailable",
       `${path} belongs to another user (uid ${st.uid}); azkeep refuses to use it.`,
       {
-        hint: `Run: chown ${uid} ${shq(path)}   (or point AZKEEP_CONFIG_DIR at your own folder)`,
+        hint:
+          `Another user could read or replace what is in it. If it should be yours, have root run: chown ${uid} ${shq(path)}; ` +
+          "otherwise remove it, or point AZKEEP_CONFIG_DIR at a folder of your own.",
         details: { path, uid: st.uid },
       },
     );
@@ -74,34 +81,187 @@ export function checkPrivate(path: string, st: { mode: number; uid: number }, is
   }
 }
 
-/** Checks the folder itself (not its parents). Missing → false. */
+/**
+ * The most azkeep reads of one of its files. Real ones are kilobytes (a store with hundreds of
+ * cached tokens stays under 1 MiB). Threat: a planted multi-gigabyte file making every command
+ * allocate its size (a 1 GiB tokens.sealed cost 3.1 GB of memory).
+ */
+export const MAX_FILE_BYTES = 16 * 1024 * 1024;
+
+/** `O_NOFOLLOW | O_NONBLOCK`: never follow a planted symlink, never block on a planted FIFO. */
+const OPEN_FLAGS =
+  process.platform === "win32"
+    ? constants.O_RDONLY
+    : constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+function kindOf(st: Stats): string {
+  if (st.isSymbolicLink()) return "a symbolic link";
+  if (st.isDirectory()) return "a folder";
+  if (st.isFIFO()) return "a named pipe (FIFO)";
+  if (st.isSocket()) return "a socket";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "a device";
+  if (st.isFile()) return "a file";
+  return "not a regular file";
+}
+
+/** A file or folder of azkeep's that is not what azkeep makes: refused, with the command that fixes it. */
+function hostile(path: string, what: string, fix: string): AzkeepError {
+  return new AzkeepError("store_unavailable", `${path} is ${what}; azkeep refuses to use it.`, {
+    hint: fix,
+    details: { path, what },
+  });
+}
+
+/**
+ * Checks that the config folder is a usable absolute path. Threats: a relative
+ * AZKEEP_CONFIG_DIR (or an empty HOME) putting the store in whatever folder a command runs in.
+ */
+export function checkDirPath(dir: string): void {
+  if (isAbsolute(dir)) return;
+  throw new AzkeepError(
+    "config",
+    `azkeep's config folder '${dir}' is a relative path; it would move with the working folder.`,
+    {
+      hint: `Set AZKEEP_CONFIG_DIR to an absolute path (e.g. AZKEEP_CONFIG_DIR="$PWD/${dir}"), or unset it to use the default.`,
+      details: { path: dir },
+    },
+  );
+}
+
+/**
+ * Checks the folder itself (not its parents), without following it: a symlink, something that
+ * is not a folder, a folder owned by another user or reachable by other users is refused.
+ * Threat: another program pointing the folder elsewhere (a symlink was followed, and its target
+ * chmodded and written to). Missing → false.
+ */
 export function checkDir(dir: string): boolean {
+  checkDirPath(dir);
   let st;
   try {
-    st = statSync(dir);
+    st = lstatSync(dir);
   } catch (e) {
     if (errno(e) === "ENOENT") return false;
-    throw e;
+    throw fileError("read", dir, e);
+  }
+  if (!st.isDirectory()) {
+    if (st.isSymbolicLink()) {
+      let target = "";
+      try {
+        target = realpathSync(dir);
+      } catch {
+        /* dangling */
+      }
+      throw hostile(
+        dir,
+        "a symbolic link" + (target ? ` (to ${target})` : ""),
+        target
+          ? `azkeep does not follow a link for its config folder. If ${target} is yours, point AZKEEP_CONFIG_DIR at it (AZKEEP_CONFIG_DIR=${shq(target)}); otherwise remove the link: rm ${shq(dir)}`
+          : `Remove the link: rm ${shq(dir)}`,
+      );
+    }
+    throw hostile(dir, kindOf(st) + ", not a folder", `Move it away: mv ${shq(dir)} ${shq(dir + ".bad")}`);
   }
   checkPrivate(dir, st, true);
   return true;
 }
 
 /**
- * Reads a whole file after checking its owner and mode on the open descriptor (no window
- * between check and read). Missing → undefined.
+ * Opens one of azkeep's files for reading without following a symlink or blocking on a FIFO,
+ * and checks on the open descriptor (no window between check and read) that it is a regular
+ * file, ours, private and not over the size limit. Missing → undefined. The caller closes.
  */
-export function readPrivateFile(path: string): Buffer | undefined {
+function openChecked(path: string, maxBytes: number): { fd: number; size: number } | undefined {
   let fd: number;
   try {
-    fd = openSync(path, "r");
+    fd = openSync(path, OPEN_FLAGS);
   } catch (e) {
-    if (errno(e) === "ENOENT") return undefined;
+    const code = errno(e);
+    if (code === "ENOENT") return undefined;
+    if (code === "ELOOP" || code === "EMLINK")
+      throw hostile(path, "a symbolic link", `azkeep never makes links; remove it: rm ${shq(path)}`);
+    if (code === "ENXIO") throw hostile(path, "a socket or device", `Remove it: rm ${shq(path)}`);
     throw fileError("read", path, e);
   }
   try {
-    checkPrivate(path, fstatSync(fd), false);
-    return readFileSync(fd);
+    const st = fstatSync(fd);
+    if (!st.isFile())
+      throw hostile(path, kindOf(st), `azkeep only makes regular files; remove it: rm ${shq(path)}`);
+    checkPrivate(path, st, false);
+    if (st.size > maxBytes)
+      throw hostile(
+        path,
+        `${st.size} bytes, over the ${maxBytes}-byte limit`,
+        `No file of azkeep's is this large; move it aside: mv ${shq(path)} ${shq(path + ".bad")}`,
+      );
+    return { fd, size: st.size };
+  } catch (e) {
+    closeSync(fd);
+    if (e instanceof AzkeepError) throw e;
+    throw fileError("read", path, e);
+  }
+}
+
+/**
+ * Reads a whole file of azkeep's (see `openChecked`), at most `maxBytes` even if it grows while
+ * being read. Missing → undefined.
+ */
+export function readPrivateFile(path: string, maxBytes = MAX_FILE_BYTES): Buffer | undefined {
+  const opened = openChecked(path, maxBytes);
+  if (!opened) return undefined;
+  const { fd, size } = opened;
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(size, maxBytes) + 1);
+    let n = 0;
+    for (;;) {
+      const r = readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+      if (n === buf.length) {
+        if (n > maxBytes)
+          throw hostile(
+            path,
+            `over the ${maxBytes}-byte limit`,
+            `Move it aside: mv ${shq(path)} ${shq(path + ".bad")}`,
+          );
+        break;
+      }
+    }
+    return buf.subarray(0, n);
+  } catch (e) {
+    if (e instanceof AzkeepError) throw e;
+    throw fileError("read", path, e);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Like `readPrivateFile` for a file whose mode is not azkeep's to check (a lock file being
+ * created by another process): no symlink, no FIFO, regular, ours, size-capped.
+ * Returns the bytes and the mtime read from the same descriptor.
+ */
+export function readOwnFile(path: string, maxBytes: number): { bytes: Buffer; mtimeMs: number } | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, OPEN_FLAGS);
+  } catch (e) {
+    const code = errno(e);
+    if (code === "ENOENT") return undefined;
+    if (code === "ELOOP" || code === "EMLINK")
+      throw hostile(path, "a symbolic link", `azkeep never makes links; remove it: rm ${shq(path)}`);
+    if (code === "ENXIO") throw hostile(path, "a socket or device", `Remove it: rm ${shq(path)}`);
+    throw fileError("read", path, e);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile())
+      throw hostile(path, kindOf(st), `azkeep only makes regular files; remove it: rm ${shq(path)}`);
+    const uid = process.getuid?.();
+    if (CHECK_MODES && uid !== undefined && st.uid !== uid)
+      throw hostile(path, `owned by another user (uid ${st.uid})`, `Remove it: rm ${shq(path)}`);
+    const buf = Buffer.allocUnsafe(maxBytes);
+    const n = readSync(fd, buf, 0, maxBytes, null);
+    return { bytes: buf.subarray(0, n), mtimeMs: st.mtimeMs };
   } catch (e) {
     if (e instanceof AzkeepError) throw e;
     throw fileError("read", path, e);
@@ -118,23 +278,88 @@ export function fileError(what: "read" | "write", path: string, e: unknown): Azk
     hint:
       code === "ENOSPC"
         ? `Free some disk space on the file system of ${dirname(path)}, then run the command again.`
-        : `Check that ${dirname(path)} is yours and writable (ls -ld ${shq(dirname(path))}), or point AZKEEP_CONFIG_DIR elsewhere.`,
+        : code === "EROFS"
+          ? `${dirname(path)} is on a read-only file system: point AZKEEP_CONFIG_DIR at a writable folder of yours.`
+          : `Check that ${dirname(path)} is yours and writable (ls -ld ${shq(dirname(path))}), or point AZKEEP_CONFIG_DIR elsewhere.`,
     cause: e,
     details: { path, code, reason },
   });
 }
 
-/** Creates the folder (and missing parents) and sets it to 0700 explicitly. */
+/**
+ * Creates the folder (and missing parents, each 0700) and sets it to 0700 explicitly; an
+ * existing folder is checked as on every read (no symlink, ours, private) and never chmodded
+ * when it is not ours. Parents are created one by one, a bounded walk: Node's recursive mkdir
+ * loops forever at full CPU under /proc, where mkdir says ENOENT with the parent present.
+ */
 export async function ensurePrivateDir(dir: string): Promise<void> {
+  checkDirPath(dir);
+  if (checkDirOrMissing(dir)) return;
+  const missing: string[] = [];
+  for (let d = dir; ;) {
+    let st: Stats | undefined;
+    try {
+      st = statSync(d);
+    } catch (e) {
+      if (errno(e) !== "ENOENT" && errno(e) !== "ENOTDIR") throw fileError("write", d, e);
+    }
+    if (st) {
+      if (!st.isDirectory())
+        throw fileError("write", d, Object.assign(new Error("not a folder"), { code: "ENOTDIR" }));
+      break;
+    }
+    missing.unshift(d);
+    const parent = dirname(d);
+    if (parent === d) break;
+    d = parent;
+  }
+  for (const d of missing) {
+    try {
+      await fsp.mkdir(d, { mode: 0o700 });
+    } catch (e) {
+      if (errno(e) === "EEXIST") continue;
+      if (errno(e) === "ENOENT")
+        throw new AzkeepError(
+          "store_unavailable",
+          `azkeep could not create ${d}: its file system does not allow new folders there.`,
+          {
+            hint: "Point AZKEEP_CONFIG_DIR at a folder of yours on a normal, writable file system.",
+            cause: e,
+            details: { path: d },
+          },
+        );
+      throw fileError("write", d, e);
+    }
+  }
+  if (!checkDirOrMissing(dir))
+    throw fileError("write", dir, Object.assign(new Error("vanished"), { code: "ENOENT" }));
+}
+
+/** `checkDir`, except that a folder of ours with a wrong mode is set to 0700 rather than refused. */
+function checkDirOrMissing(dir: string): boolean {
+  let st;
   try {
-    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    st = lstatSync(dir);
   } catch (e) {
+    if (errno(e) === "ENOENT") return false;
     throw fileError("write", dir, e);
   }
-  if (CHECK_MODES) {
-    const st = statSync(dir);
-    if ((st.mode & 0o777) !== 0o700) await fsp.chmod(dir, 0o700);
+  // Readable by others but writable only by us (a 0755 left by an older tool or the umask): made
+  // private. Writable by others: refused, since anyone in the group may have planted files.
+  if (
+    CHECK_MODES &&
+    st.isDirectory() &&
+    (st.mode & 0o777) !== 0o700 &&
+    (st.mode & 0o022) === 0 &&
+    st.uid === process.getuid?.()
+  ) {
+    try {
+      chmodSync(dir, 0o700);
+    } catch (e) {
+      throw fileError("write", dir, e);
+    }
   }
+  return checkDir(dir);
 }
 
 let tmpCounter = 0;

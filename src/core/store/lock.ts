@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import type { Clock } from "../context.js";
 import { AzkeepError } from "../errors.js";
-import { pidAlive } from "./files.js";
+import { pidAlive, readOwnFile, shq } from "./files.js";
 
 export interface LockOptions {
   clock: Clock;
@@ -44,20 +44,21 @@ async function touch(path: string, nowMs: number): Promise<void> {
   await fsp.utimes(path, t, t);
 }
 
+/**
+ * Reads the lock's owner without following a symlink or blocking on a FIFO (threat: a planted
+ * `store.lock` FIFO hung every write, a dangling symlink stalled writes for the whole timeout):
+ * anything but a regular file of ours is refused at once, with the `rm` that clears it.
+ */
 async function readOwner(path: string): Promise<{ owner: Owner | undefined; mtimeMs: number } | undefined> {
+  const read = readOwnFile(path, 4096);
+  if (!read) return undefined;
+  let owner: Owner | undefined;
   try {
-    const [text, st] = await Promise.all([fsp.readFile(path, "utf8"), fsp.stat(path)]);
-    let owner: Owner | undefined;
-    try {
-      owner = JSON.parse(text) as Owner;
-    } catch {
-      owner = undefined;
-    }
-    return { owner, mtimeMs: st.mtimeMs };
-  } catch (e) {
-    if (errno(e) === "ENOENT") return undefined;
-    throw e;
+    owner = JSON.parse(read.bytes.toString("utf8")) as Owner;
+  } catch {
+    owner = undefined;
   }
+  return { owner, mtimeMs: read.mtimeMs };
 }
 
 function isStale(info: { owner: Owner | undefined; mtimeMs: number }, now: number, staleMs: number): boolean {
@@ -74,8 +75,20 @@ async function breakStale(path: string, staleToken: string | undefined, staleMti
   } catch (e) {
     if (errno(e) !== "EEXIST") throw e;
     // A breaker left by a process killed inside this tiny section: remove it after 10 s.
+    const planted = await fsp.lstat(breaker).then(
+      (st) => !st.isDirectory(),
+      () => false,
+    );
+    if (planted)
+      throw new AzkeepError(
+        "store_unavailable",
+        `${breaker} is not a folder azkeep made; azkeep refuses to use it.`,
+        {
+          hint: `Remove it: rm ${shq(breaker)}`,
+        },
+      );
     try {
-      const st = await fsp.stat(breaker);
+      const st = await fsp.lstat(breaker);
       if (now - st.mtimeMs > 10_000) await fsp.rmdir(breaker);
     } catch {
       /* gone meanwhile */
@@ -135,7 +148,7 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, options: L
           "config",
           `Timed out after ${Math.round(timeoutMs / 1000)} s waiting for the lock ${path}${who}.`,
           {
-            hint: `If no other azkeep is running, remove the lock file: rm '${path}'`,
+            hint: `If no other azkeep is running, remove the lock file: rm ${shq(path)}`,
             details: { lock: path },
           },
         );

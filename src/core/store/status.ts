@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { CONFIG_FILE, readConfig, type AzkeepConfig } from "../config.js";
 import type { Context } from "../context.js";
 import { AzkeepError } from "../errors.js";
-import { modeString, shq } from "./files.js";
+import { checkDirPath, modeString, shq } from "./files.js";
 import type { FileStore } from "./file-store.js";
 import { PROFILE_FILE, SEALED_FILE } from "./file-store.js";
 import { keyCheckValue } from "./sealed.js";
@@ -18,6 +18,7 @@ import type { StoreStatus } from "./types.js";
 
 export async function storeStatus(ctx: Context, store: FileStore): Promise<StoreStatus> {
   const dir = store.configDir;
+  checkDirPath(dir);
   const warnings: string[] = [];
   let config: AzkeepConfig = { version: 1 };
   try {

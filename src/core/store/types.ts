@@ -102,5 +102,12 @@ export interface Store {
    * the state in place, then writes what changed (temp file → fsync → rename).
    */
   update<T>(change: (state: StoreState) => T | Promise<T>): Promise<T>;
+  /**
+   * Makes sure the next `update` can seal: opens the store and gets (or, on a first write,
+   * chooses and creates) its key — asking for a passphrase now if one is needed. Sign-in calls
+   * it before any interactive flow, so that a store that cannot be written fails before the
+   * person approves a sign-in that would then be thrown away. Absent: nothing to prepare.
+   */
+  prepareWrite?(): Promise<void>;
   status(): Promise<StoreStatus>;
 }

@@ -257,12 +257,15 @@ export const run: CommandRun<LoginFlags> = async (flags, io) => {
   validateFlags(flags);
   if (flags.identityPort) io.ctx.logger.warn("--identity-port is deprecated and ignored.");
   const ctx = io.ctx;
+  const { openStore } = await import("../../../core/store/index.js");
+  const store = await openStore(ctx);
+  // The store must be writable before anyone is asked anything: a key provider that is not
+  // usable here used to fail only after the person had approved the sign-in.
+  await store.prepareWrite?.();
   if (flags.authority) {
     const { oidcLogin } = await import("../../../core/flows/oidc.js");
-    const { openStore } = await import("../../../core/store/index.js");
     const port = parsePort(flags.port);
     const timeoutMs = parseTimeout(flags.timeout);
-    const store = await openStore(ctx);
     const value = await oidcLogin(ctx, store, {
       issuer: flags.authority,
       clientId: flags.clientId as string,
@@ -276,9 +279,8 @@ export const run: CommandRun<LoginFlags> = async (flags, io) => {
     return { value };
   }
   const m = await method(ctx, flags);
-  const [{ login }, { openStore }, { loadCloudSettings, resolveActiveCloud }] = await Promise.all([
+  const [{ login }, { loadCloudSettings, resolveActiveCloud }] = await Promise.all([
     import("../../../core/signin.js"),
-    import("../../../core/store/index.js"),
     import("../../../core/profile/cloud-settings.js"),
   ]);
   const cloud = resolveActiveCloud(ctx, await loadCloudSettings(ctx));
@@ -293,7 +295,6 @@ export const run: CommandRun<LoginFlags> = async (flags, io) => {
   };
   const { validateLoginRequest } = await import("../../../core/signin.js");
   validateLoginRequest(req);
-  const store = await openStore(ctx);
   const result = await login(ctx, store, req);
   return { value: result.subscriptions };
 };

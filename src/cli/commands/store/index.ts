@@ -21,6 +21,27 @@ export const register: RegisterGroup = (program, lazy) => {
       ),
     );
   group
+    .command("repair")
+    .description(
+      "recover from a lost or damaged config.json or profile.json: find the store's key again from " +
+        "tokens.sealed's header, and restore the account list from the sealed credentials",
+    )
+    .option("--passphrase-file <file>", "file holding the passphrase, if the store was sealed with one")
+    .addHelpText(
+      "after",
+      "\nNothing is changed unless a key provider here opens tokens.sealed. Damaged files are moved aside\n" +
+        "(never deleted). Then run `azkeep account list --refresh` to find the subscriptions again.\n" +
+        "Examples:\n  azkeep store repair\n  AZKEEP_PASSPHRASE_FILE=~/.azkeep-pass azkeep store repair\n",
+    )
+    .action(
+      lazy(
+        () => import("./repair.js"),
+        (opts) => ({
+          ...(typeof opts.passphraseFile === "string" ? { passphraseFile: opts.passphraseFile } : {}),
+        }),
+      ),
+    );
+  group
     .command("migrate")
     .description(
       "re-seal the store under a new key of another (or the same) provider; the old key is deleted after",

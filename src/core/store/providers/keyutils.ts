@@ -34,6 +34,18 @@ function unavailable(message: string, cause?: unknown): AzkeepError {
   return new AzkeepError("store_unavailable", message, { hint: HINT, cause });
 }
 
+function deniedError(detail: string): AzkeepError {
+  return new AzkeepError(
+    "store_unavailable",
+    `The kernel keyring holds the store's key, but this process may not read it (keyctl: ${detail}); the store was left as it is.`,
+    {
+      hint:
+        "Run the command in the login session that signed in (or one that possesses its keyring: `keyctl get_persistent @s`), " +
+        "or from there move the store to a provider usable here: `azkeep store migrate --to passphrase`.",
+    },
+  );
+}
+
 interface Backend {
   add(desc: string, key: Uint8Array): void;
   /** undefined = not found. */
@@ -83,9 +95,11 @@ function keyctlBackend(
       // Linking it (two more spawns) makes every later read in this session one spawn again.
       if (!r.ok && (notFound(r.stderr) || denied(r.stderr)) && linkPersistent() !== undefined) r = pipe(desc);
       if (r.ok) return new Uint8Array(r.stdout);
-      // A key we cannot possess (another session's, never linked to the persistent keyring) is
-      // as good as missing, as in @napi-rs/keyring.
-      if (notFound(r.stderr) || denied(r.stderr)) return undefined;
+      if (notFound(r.stderr)) return undefined;
+      // Found, but this process may not read it (another login session's keyring, or changed
+      // permissions): not a loss — the session that holds it still can. Saying "missing" here
+      // set the store aside and broke that session too.
+      if (denied(r.stderr)) throw deniedError(r.stderr);
       throw unavailable(`The kernel keyring could not be read (keyctl: ${r.stderr}).`);
     },
     renew(desc) {
@@ -117,6 +131,7 @@ async function napiBackend(): Promise<Backend> {
     try {
       return f();
     } catch (e) {
+      if (e instanceof AzkeepError) throw e;
       throw unavailable(`The kernel keyring refused to ${what}: ${(e as Error).message}`, e);
     }
   };
@@ -129,6 +144,7 @@ async function napiBackend(): Promise<Backend> {
           return s ? new Uint8Array(s) : undefined;
         } catch (e) {
           if (/no (matching )?entry|not found/i.test((e as Error).message)) return undefined;
+          if (/permission denied|EACCES/i.test((e as Error).message)) throw deniedError((e as Error).message);
           throw e;
         }
       }),

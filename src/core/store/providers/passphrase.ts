@@ -5,7 +5,9 @@
  * passphrase is told apart from a damaged file (a wrong passphrase never moves the store aside).
  *
  * Where the passphrase comes from, first match wins: `--passphrase-file` (options), then
- * `AZKEEP_PASSPHRASE`, then `AZKEEP_PASSPHRASE_FILE`, then a hidden prompt on the terminal.
+ * `AZKEEP_PASSPHRASE`, then `AZKEEP_PASSPHRASE_FILE`, then a hidden prompt on the terminal. A new
+ * one (`store migrate --to passphrase`): `--new-passphrase-file`, `AZKEEP_NEW_PASSPHRASE`,
+ * `AZKEEP_NEW_PASSPHRASE_FILE`, then the sources above — refused if it is the current one.
  * Derivation costs ~70 ms and 32 MiB on a 2-core VM, once per process (the store keeps the key
  * in memory); the agent keeps it unlocked for long-running use.
  */
@@ -69,6 +71,8 @@ function source(pctx: ProviderContext, purpose: "open" | "migrate"): Source | un
       return { passphrase: readPassphraseFile(pctx, options.newPassphraseFile), interactive: false };
     if (ctx.env.AZKEEP_NEW_PASSPHRASE)
       return { passphrase: ctx.env.AZKEEP_NEW_PASSPHRASE, interactive: false };
+    if (ctx.env.AZKEEP_NEW_PASSPHRASE_FILE)
+      return { passphrase: readPassphraseFile(pctx, ctx.env.AZKEEP_NEW_PASSPHRASE_FILE), interactive: false };
   }
   if (options.passphraseFile)
     return { passphrase: readPassphraseFile(pctx, options.passphraseFile), interactive: false };
@@ -88,6 +92,9 @@ export function passphraseConfigured(pctx: ProviderContext): boolean {
 export function createPassphraseProvider(pctx: ProviderContext): KeyProvider {
   const { ctx } = pctx;
   const sealed = join(pctx.configDir, "tokens.sealed");
+  // The passphrase that opened the store in this process, so that a "new" one equal to it (no
+  // new passphrase given: the old sources win) is refused instead of re-sealing under the old.
+  let opened: string | undefined;
   return {
     name: "passphrase",
     async createKey(kid, purpose) {
@@ -113,6 +120,19 @@ export function createPassphraseProvider(pctx: ProviderContext): KeyProvider {
       } else passphrase = src.passphrase;
       if (passphrase.length < MIN_PASSPHRASE_LENGTH)
         throw new UsageError(`The passphrase must have at least ${MIN_PASSPHRASE_LENGTH} characters.`);
+      if (
+        purpose === "migrate" &&
+        opened !== undefined &&
+        passphrase.normalize("NFC") === opened.normalize("NFC")
+      )
+        throw new UsageError(
+          "The new passphrase is the same as the one that opens the store now; nothing was changed.",
+          {
+            hint:
+              "Give the new passphrase with AZKEEP_NEW_PASSPHRASE_FILE (or --new-passphrase-file, AZKEEP_NEW_PASSPHRASE), " +
+              "and the current one with AZKEEP_PASSPHRASE_FILE (or --passphrase-file, AZKEEP_PASSPHRASE).",
+          },
+        );
       const scryptParams = { ...DEFAULT_SCRYPT };
       return { key: await deriveKey(passphrase, kid, scryptParams), scrypt: scryptParams };
     },
@@ -133,7 +153,10 @@ export function createPassphraseProvider(pctx: ProviderContext): KeyProvider {
           ? await ctx.prompter.ask("Passphrase of the azkeep store: ", { secret: true })
           : src.passphrase;
         const key = await deriveKey(passphrase, kid, params);
-        if (verify(key)) return key;
+        if (verify(key)) {
+          opened = passphrase;
+          return key;
+        }
         if (!src.interactive || attempt >= 3)
           throw new AzkeepError("store_unavailable", "The passphrase does not open the token store.", {
             hint:
