@@ -67,6 +67,10 @@ function agentOnlyGuard(ctx: Context, store: Store): Store {
       await check();
       return store.update(change);
     },
+    prepareWrite: async () => {
+      await check();
+      return store.prepareWrite?.();
+    },
     status: () => store.status(),
   };
 }
