@@ -9,7 +9,29 @@ import type { JWTPayload } from "jose";
 import { errors as joseErrors } from "jose";
 import { header, type Req } from "./http.js";
 import type { SeedResourceGroup, SeedSubscription } from "./seed.js";
-import { ARM_AUDIENCES, type TokenIssuer } from "./tokens.js";
+import { ARM_AUDIENCES, ARM_AUDIENCES_BY_CLOUD, type ArmCloud, type TokenIssuer } from "./tokens.js";
+
+/** The cloud whose ARM a request reached by name (through the proxy), or undefined (loopback). */
+export function armCloudOf(origin: string): ArmCloud | undefined {
+  let host: string;
+  try {
+    host = new URL(origin).hostname.toLowerCase();
+  } catch {
+    return undefined;
+  }
+  if (host === "management.azure.com" || host === "management.core.windows.net") return "AzureCloud";
+  if (host === "management.chinacloudapi.cn" || host === "management.core.chinacloudapi.cn")
+    return "AzureChinaCloud";
+  if (host === "management.usgovcloudapi.net" || host === "management.core.usgovcloudapi.net")
+    return "AzureUSGovernment";
+  return undefined;
+}
+
+/** As each cloud's ARM: its own audiences; on the emulator's own address, every cloud's. */
+function allowedAudiences(origin: string): readonly string[] {
+  const cloud = armCloudOf(origin);
+  return cloud ? ARM_AUDIENCES_BY_CLOUD[cloud] : ARM_AUDIENCES;
+}
 import type { Principal, World } from "./world.js";
 
 export class ArmError extends Error {
@@ -113,10 +135,11 @@ export async function authenticate(ctx: ArmContext, req: Req): Promise<Caller> {
     throw unauthorized("InvalidAuthenticationToken", "The access token is invalid.");
   }
   const aud = typeof payload.aud === "string" ? payload.aud : "";
-  if (!ARM_AUDIENCES.includes(aud))
+  const audiences = allowedAudiences(req.origin);
+  if (!audiences.includes(aud))
     throw unauthorized(
       "InvalidAuthenticationTokenAudience",
-      `The access token has been obtained for wrong audience or resource '${aud.slice(0, 200)}'. It should exactly match with one of the allowed audiences '${ARM_AUDIENCES.join("','")}'.`,
+      `The access token has been obtained for wrong audience or resource '${aud.slice(0, 200)}'. It should exactly match with one of the allowed audiences '${audiences.join("','")}'.`,
     );
   const tid = typeof payload.tid === "string" ? payload.tid : "";
   if (!ctx.world.tenantsById.has(tid) || payload.iss !== `https://sts.windows.net/${tid}/`)
@@ -427,16 +450,20 @@ export async function armRequest(ctx: ArmContext, req: Req, segments: string[]):
 }
 
 /** `/metadata/endpoints`: the cloud's endpoints, for `az cloud register` and SDK cloud discovery. */
+const LOGIN_OF: Record<ArmCloud, string> = {
+  AzureCloud: "https://login.microsoftonline.com/",
+  AzureChinaCloud: "https://login.chinacloudapi.cn/",
+  AzureUSGovernment: "https://login.microsoftonline.us/",
+};
+
 export function armMetadata(req: Req): unknown {
-  const real = /^https:\/\/management\.azure\.com$/.test(req.origin);
-  const login = real ? "https://login.microsoftonline.com/" : `${req.origin}/`;
+  const cloud = req.https ? armCloudOf(req.origin) : undefined;
+  const login = cloud ? LOGIN_OF[cloud] : `${req.origin}/`;
+  const audiences = ARM_AUDIENCES_BY_CLOUD[cloud ?? "AzureCloud"].filter((a) => a.endsWith("/"));
   return {
     galleryEndpoint: "https://gallery.azure.com/",
     graphEndpoint: "https://graph.windows.net/",
     portalEndpoint: "https://portal.azure.com/",
-    authentication: {
-      loginEndpoint: login,
-      audiences: ["https://management.core.windows.net/", "https://management.azure.com/"],
-    },
+    authentication: { loginEndpoint: login, audiences },
   };
 }

@@ -14,10 +14,11 @@ import { EmulatorControl } from "./control.js";
 import { closeServer, listen } from "./http.js";
 import { DEFAULT_SEED, parseSeed, type Seed } from "./seed.js";
 import { createHandler, type CoreContext } from "./server.js";
-import { TokenIssuer, createSigningKey } from "./tokens.js";
+import { TokenIssuer, createSigningKey, loadOrCreateSigningKey } from "./tokens.js";
 import { DEFAULT_LIFETIMES, ENDPOINTS, World, type Lifetimes } from "./world.js";
 
 export { EmulatorControl } from "./control.js";
+export { SigningKeyFileError } from "./tokens.js";
 export type { DeviceCodeInfo, FaultSpec, RequestFilter, RequestList } from "./control.js";
 export { mintFederatedToken, type FederatedTokenOptions } from "./federated.js";
 export { completeAuthorize, completeDeviceLogin, type SignInAnswers } from "./driver.js";
@@ -49,6 +50,12 @@ export interface EmulatorOptions {
   clock?: () => number;
   /** The App Service managed identity secret (`IDENTITY_HEADER`; default random). */
   identityHeader?: string;
+  /**
+   * Where the token signing key is kept (PKCS#8 PEM, 0600; made on first use), so tokens stay
+   * valid across restarts. Default: a new key in memory at every start.
+   * `azkeep emulator start` keeps it in `<data-dir>/signing-key.pem`.
+   */
+  signingKeyFile?: string;
   /**
    * The control API's bearer token (default: random per run; `azkeep emulator start` takes it
    * from `AZKEEP_EMULATOR_CONTROL_TOKEN` when set). At least 16 characters.
@@ -96,7 +103,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const seed = parseSeed(options.seed ?? DEFAULT_SEED);
   const clock = options.clock ?? Date.now;
   const world = new World(seed, clock, { ...DEFAULT_LIFETIMES, ...options.lifetimes });
-  const key = await createSigningKey();
+  const key = options.signingKeyFile
+    ? await loadOrCreateSigningKey(options.signingKeyFile)
+    : await createSigningKey();
   const issuer = new TokenIssuer(world, key);
   const host = options.host ?? "127.0.0.1";
   const dataDir = options.dataDir ?? defaultDataDir();

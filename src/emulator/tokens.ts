@@ -1,10 +1,19 @@
 /**
- * Tokens as Entra issues them: RS256 JWTs signed with a key made at start (published in the
- * JWKS). Access tokens are v1.0 tokens, as Azure Resource Manager and Microsoft Graph get:
+ * Tokens as Entra issues them: RS256 JWTs signed with the emulator's key (published in the
+ * JWKS): made at start, or kept in a key file so that tokens outlive a restart. Access tokens are v1.0 tokens, as Azure Resource Manager and Microsoft Graph get:
  * `iss` = `https://sts.windows.net/{tid}/`, `aud` = the resource of the scope. ID tokens are
  * v2.0 with `aud` = client id and the `nonce` of the sign-in.
  */
-import { createHash, generateKeyPair, type KeyObject } from "node:crypto";
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPair,
+  randomBytes,
+  type KeyObject,
+} from "node:crypto";
+import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import { promisify } from "node:util";
 import { SignJWT, jwtVerify, type JWTPayload } from "jose";
 import { E } from "./errors.js";
@@ -19,7 +28,12 @@ export interface SigningKey {
 }
 
 export async function createSigningKey(): Promise<SigningKey> {
-  const { privateKey, publicKey } = await promisify(generateKeyPair)("rsa", { modulusLength: 2048 });
+  const { privateKey } = await promisify(generateKeyPair)("rsa", { modulusLength: 2048 });
+  return signingKeyOf(privateKey);
+}
+
+function signingKeyOf(privateKey: KeyObject): SigningKey {
+  const publicKey = createPublicKey(privateKey);
   const pub = publicKey.export({ format: "jwk" });
   const der = publicKey.export({ format: "der", type: "spki" });
   const kid = createHash("sha1").update(der).digest("base64url");
@@ -29,6 +43,60 @@ export async function createSigningKey(): Promise<SigningKey> {
     kid,
     jwk: { kty: "RSA", use: "sig", kid, x5t: kid, n: pub.n, e: pub.e },
   };
+}
+
+/** The signing key file cannot be used (damaged, not an RSA key). */
+export class SigningKeyFileError extends Error {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(`The emulator's signing key file ${file} is damaged (${reason}).`);
+    this.name = "SigningKeyFileError";
+  }
+}
+
+/**
+ * The signing key kept in `file` (PKCS#8 PEM, 0600), made and written there on first use, so a
+ * restarted emulator accepts the tokens it issued before (clients cache them for an hour).
+ * Two emulators starting at once end up with one key (link, not overwrite). A damaged file is
+ * an error naming it: the emulator never silently replaces a key clients trust.
+ */
+export async function loadOrCreateSigningKey(file: string): Promise<SigningKey> {
+  const read = async (): Promise<SigningKey | undefined> => {
+    let pem: string;
+    try {
+      pem = await readFile(file, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw e;
+    }
+    // Another user must never read the key: tighten a file someone loosened.
+    if (((await stat(file)).mode & 0o077) !== 0) await chmod(file, 0o600);
+    try {
+      const key = createPrivateKey(pem);
+      if (key.asymmetricKeyType !== "rsa") throw new Error("not an RSA key");
+      return signingKeyOf(key);
+    } catch (e) {
+      throw new SigningKeyFileError(file, (e as Error).message);
+    }
+  };
+  const existing = await read();
+  if (existing) return existing;
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  const { privateKey } = await promisify(generateKeyPair)("rsa", { modulusLength: 2048 });
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  await writeFile(tmp, privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o600, flag: "wx" });
+  try {
+    await link(tmp, file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+  const key = await read();
+  if (!key) throw new Error(`The emulator's signing key could not be written to ${file}.`);
+  return key;
 }
 
 export function jwks(key: SigningKey, issuer: string): { keys: Record<string, unknown>[] } {
@@ -76,13 +144,35 @@ const WELL_KNOWN_RESOURCES = [
 ];
 
 /** Audiences ARM accepts. */
-export const ARM_AUDIENCES = [
-  "https://management.core.windows.net/",
-  "https://management.core.windows.net",
-  "https://management.azure.com/",
-  "https://management.azure.com",
-  "797f4846-ba00-4fd7-ba43-dac1f8f63013",
-];
+/** ARM's own audiences in each cloud (with and without the trailing slash, and ARM's app id). */
+export const ARM_AUDIENCES_BY_CLOUD = {
+  AzureCloud: [
+    "https://management.core.windows.net/",
+    "https://management.core.windows.net",
+    "https://management.azure.com/",
+    "https://management.azure.com",
+    "797f4846-ba00-4fd7-ba43-dac1f8f63013",
+  ],
+  AzureChinaCloud: [
+    "https://management.core.chinacloudapi.cn/",
+    "https://management.core.chinacloudapi.cn",
+    "https://management.chinacloudapi.cn/",
+    "https://management.chinacloudapi.cn",
+    "797f4846-ba00-4fd7-ba43-dac1f8f63013",
+  ],
+  AzureUSGovernment: [
+    "https://management.core.usgovcloudapi.net/",
+    "https://management.core.usgovcloudapi.net",
+    "https://management.usgovcloudapi.net/",
+    "https://management.usgovcloudapi.net",
+    "797f4846-ba00-4fd7-ba43-dac1f8f63013",
+  ],
+} as const;
+
+export type ArmCloud = keyof typeof ARM_AUDIENCES_BY_CLOUD;
+
+/** Every cloud's ARM audiences: what the emulator's ARM accepts on its own (loopback) address. */
+export const ARM_AUDIENCES: readonly string[] = [...new Set(Object.values(ARM_AUDIENCES_BY_CLOUD).flat())];
 
 const GRAPH = "https://graph.microsoft.com";
 const OIDC_SCOPES = new Set(["openid", "profile", "offline_access", "email"]);

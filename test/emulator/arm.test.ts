@@ -173,9 +173,12 @@ describe("emulator: ARM", () => {
     assert.equal((aud.body.error as Record<string, unknown>).code, "InvalidAuthenticationTokenAudience");
 
     // A token from another emulator instance (another signing key) is refused.
-    const other = await emulator();
-    const foreign = String((await ropc(other)).body.access_token);
-    await other.close();
+    let foreign: string;
+    {
+      // Disposed even when an assertion in between fails: no emulator outlives its test.
+      await using other = await emulator();
+      foreign = String((await ropc(other)).body.access_token);
+    }
     const forged = await arm(emu, "GET", "/subscriptions?api-version=2019-11-01", foreign);
     assert.equal((forged.body.error as Record<string, unknown>).code, "InvalidAuthenticationToken");
 
@@ -208,6 +211,64 @@ describe("emulator: ARM", () => {
 
     const noVersion = await arm(emu, "GET", "/subscriptions", at);
     assert.equal((noVersion.body.error as Record<string, unknown>).code, "MissingApiVersionParameter");
+  });
+
+  it("each cloud's ARM accepts its own audiences (China, US Government); the loopback address every cloud's", async () => {
+    const sp = async (scope: string) => {
+      const r = await token(emu, CONTOSO, {
+        grant_type: "client_credentials",
+        client_id: SP.clientId,
+        client_secret: SP.secret,
+        scope,
+      });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return String(r.body.access_token);
+    };
+    /** GET /subscriptions as reached through the proxy by that host name (the Host header). */
+    const at = (host: string | undefined, bearer: string) =>
+      new Promise<{ status: number; code: unknown }>((resolve, reject) => {
+        const u = new URL(emu.urls.http);
+        const req = request(
+          {
+            host: u.hostname,
+            port: u.port,
+            path: "/subscriptions?api-version=2022-12-01",
+            headers: { authorization: `Bearer ${bearer}`, ...(host ? { host } : {}) },
+          },
+          (res) => {
+            let text = "";
+            res.on("data", (d: Buffer) => (text += d.toString()));
+            res.on("end", () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                code: (JSON.parse(text) as { error?: { code?: string } }).error?.code,
+              }),
+            );
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+    const china = await sp("https://management.core.chinacloudapi.cn//.default");
+    const chinaArm = await sp("https://management.chinacloudapi.cn/.default");
+    const gov = await sp("https://management.core.usgovcloudapi.net//.default");
+    const govArm = await sp("https://management.usgovcloudapi.net/.default");
+    const pub = await sp("https://management.core.windows.net//.default");
+    assert.equal(claims(china).aud, "https://management.core.chinacloudapi.cn/");
+    assert.equal(claims(govArm).aud, "https://management.usgovcloudapi.net");
+    for (const t of [china, chinaArm, gov, govArm, pub]) assert.equal((await at(undefined, t)).status, 200);
+    for (const t of [china, chinaArm]) assert.equal((await at("management.chinacloudapi.cn", t)).status, 200);
+    for (const t of [gov, govArm]) assert.equal((await at("management.usgovcloudapi.net", t)).status, 200);
+    assert.equal((await at("management.azure.com", pub)).status, 200);
+    // Each cloud's ARM refuses the others' audiences, as the real ones do.
+    for (const [host, t] of [
+      ["management.chinacloudapi.cn", pub],
+      ["management.usgovcloudapi.net", china],
+      ["management.azure.com", gov],
+    ] as const) {
+      const r = await at(host, t);
+      assert.deepEqual([r.status, r.code], [401, "InvalidAuthenticationTokenAudience"], host);
+    }
   });
 
   it("resource groups: list, get, create, update, delete (LRO), disabled subscription is read-only", async () => {

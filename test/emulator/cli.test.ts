@@ -139,6 +139,50 @@ describe("azkeep emulator start", () => {
     assert.match(short.stderr, /^ERROR: AZKEEP_EMULATOR_CONTROL_TOKEN must be at least 16 characters/);
   });
 
+  it("a restarted emulator accepts the tokens it issued before (the key is kept in the data folder)", async () => {
+    const data = join(dir, "restart");
+    const args = ["--no-https", "-o", "json", "--data-dir", data];
+    const sp = new URLSearchParams({
+      grant_type: "client_credentials",
+      client_id: "5e5e5e5e-0000-4000-8000-00000000c001",
+      client_secret: "azkeep-ci-secret-value",
+      scope: "https://management.core.windows.net//.default",
+    });
+    const subscriptions = (http: string, at: string) =>
+      fetch(`${http}/subscriptions?api-version=2022-12-01`, { headers: { authorization: `Bearer ${at}` } });
+    let at: string;
+    {
+      await using first = await start(args, {}, completeJson);
+      const { urls } = JSON.parse(first.stdout) as { urls: { http: string } };
+      const r = await fetch(`${urls.http}/11111111-1111-1111-1111-111111111111/oauth2/v2.0/token`, {
+        method: "POST",
+        body: sp,
+      });
+      at = ((await r.json()) as { access_token: string }).access_token;
+      assert.equal((await subscriptions(urls.http, at)).status, 200);
+      assert.equal((await first.stop("SIGTERM")).code, 0);
+    }
+    const keyFile = join(data, "signing-key.pem");
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    await using second = await start(args, {}, completeJson);
+    const { urls } = JSON.parse(second.stdout) as { urls: { http: string } };
+    assert.equal((await subscriptions(urls.http, at)).status, 200, "the cached token still works");
+    await second.stop("SIGTERM");
+
+    writeFileSync(keyFile, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", { mode: 0o600 });
+    const damaged = await runCli(["emulator", "start", ...args]);
+    assert.equal(damaged.code, 1);
+    const lines = damaged.stderr.trimEnd().split("\n");
+    assert.ok(
+      lines[0]!.startsWith(`ERROR: The emulator's signing key file ${keyFile} is damaged (`),
+      lines[0],
+    );
+    assert.equal(
+      lines[1],
+      `Delete ${keyFile} to make a new key (tokens the emulator issued before are then refused).`,
+    );
+  });
+
   it("a custom seed is served", async () => {
     const seed = join(dir, "seed.json");
     writeFileSync(

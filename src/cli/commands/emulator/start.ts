@@ -12,6 +12,7 @@ import {
   DEFAULT_SP_CERT_PEM,
   DEFAULT_SP_KEY_PEM,
   SeedError,
+  SigningKeyFileError,
   defaultDataDir,
   parseSeed,
   startEmulator,
@@ -218,11 +219,17 @@ export const run: CommandRun<StartOptions> = async (options, io) => {
       port: httpPort,
       https: options.https,
       dataDir,
+      // Cached tokens stay valid across restarts (clients keep them for an hour).
+      signingKeyFile: join(dataDir, "signing-key.pem"),
       ...(httpsPort !== undefined ? { httpsPort } : {}),
       ...(proxyPort !== undefined ? { proxyPort } : {}),
       ...(controlToken ? { controlToken } : {}),
     });
   } catch (e) {
+    if (e instanceof SigningKeyFileError)
+      throw new AzkeepError("config", e.message, {
+        hint: `Delete ${e.file} to make a new key (tokens the emulator issued before are then refused).`,
+      });
     const err = e as NodeJS.ErrnoException;
     if (err.code === "EADDRINUSE")
       throw new AzkeepError("config", `A port the emulator needs is in use (${err.message}).`, {
