@@ -72,6 +72,8 @@ const AZKEEP_EXTRAS: Partial<Record<ShimCommand, Record<string, FlagSpec>>> = {
   "account get-access-token": {
     "--claims-challenge": { name: "claimsChallenge", kind: "value" },
     "--force-refresh": { name: "forceRefresh", kind: "switch" },
+    "--authority": { name: "authority", kind: "value" },
+    "--client-id": { name: "clientId", kind: "value" },
   },
 };
 

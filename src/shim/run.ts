@@ -101,6 +101,8 @@ async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO, mode: Mode): P
       tenant: str(p.options.tenant),
       claimsChallenge: str(p.options.claimsChallenge),
       forceRefresh: p.options.forceRefresh === true,
+      authority: str(p.options.authority),
+      clientId: str(p.options.clientId),
     });
   }
   const [profile, activeCloud] = await Promise.all([deps.store.readProfile(), deps.activeCloud()]);

@@ -5,7 +5,7 @@
  */
 import type { ResourceType } from "../clouds.js";
 import type { Context } from "../context.js";
-import { AzkeepError } from "../errors.js";
+import { AzkeepError, UsageError } from "../errors.js";
 import { acquireToken, type PolicyDeps, type TokenResponse } from "./policy.js";
 import { formatExpiresOn } from "./time.js";
 
@@ -20,6 +20,10 @@ export interface GetAccessTokenOptions {
   claimsChallenge?: string | undefined;
   /** Skip the cache and replace the cached token (`--force-refresh`, azkeep only). */
   forceRefresh?: boolean | undefined;
+  /** A generic OpenID sign-in's issuer (`login --authority`): its token instead of Azure's. */
+  authority?: string | undefined;
+  /** With `authority`: which client's sign-in, when there are several. */
+  clientId?: string | undefined;
 }
 
 /** az's `get-access-token` JSON (keys are sorted by the formatter, as knack does). */
@@ -59,6 +63,41 @@ export async function getAccessToken(
     });
   }
   const scopes = (options.scope ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean);
+  if (options.clientId && !options.authority)
+    throw new UsageError("--client-id goes with --authority (a generic OpenID sign-in).", {
+      hint: "Run `azkeep account get-access-token --authority ISSUER --client-id ID`, or leave out --client-id.",
+    });
+  if (options.authority) {
+    const extra = (
+      [
+        ["--resource", options.resource],
+        ["--resource-type", options.resourceType],
+        ["--subscription", options.subscription],
+        ["--tenant", options.tenant],
+        ["--claims-challenge", options.claimsChallenge],
+      ] as const
+    ).find(([, v]) => v);
+    if (extra) {
+      throw new UsageError(`--authority cannot be combined with ${extra[0]}.`, {
+        hint: "A generic OpenID sign-in has no Azure resources, subscriptions or tenants; give --scope for other scopes.",
+      });
+    }
+    const { acquireOidcToken } = await import("./oidc-token.js");
+    const t = await acquireOidcToken(ctx, deps.store, {
+      issuer: options.authority,
+      clientId: options.clientId,
+      scopes,
+      forceRefresh: options.forceRefresh,
+      signal: deps.signal,
+    });
+    return {
+      accessToken: t.accessToken,
+      expiresOn: formatExpiresOn(t.expiresOn),
+      expires_on: Math.floor(t.expiresOn),
+      tenant: t.issuer,
+      tokenType: t.tokenType,
+    };
+  }
   const r = await acquireToken(ctx, deps, {
     ...(scopes.length ? { scopes } : {}),
     ...(options.resource ? { resource: options.resource } : {}),

@@ -37,6 +37,9 @@ export interface RestOptions {
   tokenHosts?: string[] | undefined;
   /** Skip the cached token (`--force-refresh`). */
   forceRefresh?: boolean | undefined;
+  /** A generic OpenID sign-in's issuer: its token instead of Azure's (needs an absolute --url). */
+  authority?: string | undefined;
+  clientId?: string | undefined;
 }
 
 export interface RestResult {
@@ -392,6 +395,21 @@ export async function rest(
     profile ??= await store.readProfile();
     return findSubscription(profile, cloud.name).id;
   };
+  if (options.authority) {
+    if (options.resource)
+      throw new UsageError("--authority cannot be combined with --resource.", {
+        hint: "--authority uses the token of that OpenID sign-in; leave out --resource.",
+      });
+    if (!/^https?:\/\//i.test(options.url.trim()) || options.url.includes("{subscriptionId}"))
+      throw new UsageError(
+        "--authority needs an absolute --url (https://…): there is no ARM endpoint to resolve a path against.",
+        {
+          hint: "Give the full URL of the API, e.g. --url https://api.example.com/v1/me.",
+        },
+      );
+  } else if (options.clientId) {
+    throw new UsageError("--client-id goes with --authority (a generic OpenID sign-in).");
+  }
   const subId = options.url.includes("{subscriptionId}") ? await defaultSubscription() : "";
   let firstUrl = resolveUrl(options.url, cloud, () => subId);
   if (options.uriParameters?.length) {
@@ -407,8 +425,35 @@ export async function rest(
   const method = (options.method ?? "get").toUpperCase();
 
   let choice: ReturnType<typeof chooseAudience>;
-  let token: Awaited<ReturnType<typeof acquireToken>> | undefined;
-  if (!options.skipAuthorizationHeader && !lower.has("authorization")) {
+  let token:
+    Pick<Awaited<ReturnType<typeof acquireToken>>, "accessToken" | "tokenType" | "source"> | undefined;
+  if (options.authority && !options.skipAuthorizationHeader && !lower.has("authorization")) {
+    // A generic OpenID sign-in's token: its audience is whatever the provider says, so it goes
+    // only to the host the user named in --url (and --token-host), never over plain http.
+    const u = new URL(firstUrl);
+    const audience: AudienceHosts = {
+      name: `the OpenID provider ${options.authority}`,
+      hosts: [u.host.toLowerCase(), ...(options.tokenHosts ?? []).map((t) => t.toLowerCase())],
+      suffixes: [],
+    };
+    if (cleartext(u)) {
+      throw refuse(
+        audience.name,
+        u.host,
+        "the URL is plain http",
+        "Use https:// (plain http is allowed only to this machine: localhost, 127.0.0.1, ::1).",
+      );
+    }
+    const { acquireOidcToken } = await import("./oidc-token.js");
+    const t = await acquireOidcToken(ctx, store, {
+      issuer: options.authority,
+      clientId: options.clientId,
+      forceRefresh: options.forceRefresh,
+      signal: deps.signal,
+    });
+    token = { accessToken: t.accessToken, tokenType: t.tokenType, source: "network" };
+    choice = { resource: options.authority, audience };
+  } else if (!options.skipAuthorizationHeader && !lower.has("authorization")) {
     choice = chooseAudience(firstUrl, cloud, options.resource, options.tokenHosts ?? []);
     if (choice) {
       token = await acquireToken(ctx, tokenDeps, {
@@ -479,7 +524,7 @@ export async function rest(
   };
 
   let sent = await send();
-  if (sent.res.status === 401 && sent.tokenSent && token) {
+  if (sent.res.status === 401 && sent.tokenSent && token && !options.authority) {
     // Once: a CAE claims challenge, or a cached token the resource no longer takes (revoked,
     // or the clock moved): get a new token and send the request again, as az and the SDKs do.
     const challenge = claimsChallenge(sent.res.headers.get("www-authenticate"));

@@ -17,6 +17,8 @@ export interface GetAccessTokenFlags {
   tenant?: string;
   claimsChallenge?: string;
   forceRefresh?: boolean;
+  authority?: string;
+  clientId?: string;
 }
 
 /** Declares the command on the `account` group; its code loads only when it runs. */
@@ -55,6 +57,11 @@ export function registerGetAccessToken(account: Command, lazy: Lazy): void {
       "--force-refresh",
       "ask the identity provider for a new token instead of serving the cached one (which it replaces)",
     )
+    .option(
+      "--authority <issuer>",
+      "the token of a generic OpenID sign-in (`azkeep login --authority ISSUER --client-id ID`) instead of Azure's",
+    )
+    .option("--client-id <id>", "with --authority: the client whose sign-in to use, when there are several")
     .addHelpText(
       "after",
       "\nExamples:\n" +

@@ -38,6 +38,11 @@ export const register: RegisterGroup = (program, lazy) => {
       "also send the token of a custom --resource to these hosts (by default only to the resource's own host and its subdomains)",
     )
     .option("--force-refresh", "get a new token instead of the cached one")
+    .option(
+      "--authority <issuer>",
+      "send the token of a generic OpenID sign-in (`azkeep login --authority …`) to the --url host (an absolute https URL)",
+    )
+    .option("--client-id <id>", "with --authority: the client whose sign-in to use")
     .addHelpText(
       "after",
       "\nExamples:\n" +

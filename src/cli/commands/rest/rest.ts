@@ -15,6 +15,8 @@ export interface RestFlags {
   skipAuthorizationHeader?: boolean;
   tokenHost?: string[];
   forceRefresh?: boolean;
+  authority?: string;
+  clientId?: string;
 }
 
 export const run: CommandRun<RestFlags> = async (flags, io) => {
@@ -41,6 +43,8 @@ export const run: CommandRun<RestFlags> = async (flags, io) => {
       skipAuthorizationHeader: flags.skipAuthorizationHeader,
       tokenHosts: flags.tokenHost,
       forceRefresh: flags.forceRefresh,
+      authority: flags.authority,
+      clientId: flags.clientId,
     },
   );
   if (result.json !== undefined) return { value: result.json };

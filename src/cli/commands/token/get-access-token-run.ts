@@ -21,6 +21,8 @@ export const run: CommandRun<GetAccessTokenFlags> = async (flags, io) => {
     tenant: flags.tenant,
     claimsChallenge: flags.claimsChallenge,
     forceRefresh: flags.forceRefresh,
+    authority: flags.authority,
+    clientId: flags.clientId,
   });
   return { value };
 };
