@@ -226,13 +226,28 @@ export async function runExec(ctx: Context, opts: ExecOptions): Promise<number> 
     });
   }
 
+  // Request lines are written in batches (every 100 ms): one file write per request would
+  // cost the endpoint more than answering it.
+  let pending: string[] = [];
+  let flushTimer: NodeJS.Timeout | undefined;
+  const flushLog = () => {
+    if (flushTimer) clearTimeout(flushTimer);
+    flushTimer = undefined;
+    if (pending.length > 0) log.write(pending.join(""));
+    pending = [];
+  };
+  const logLine = (line: string) => {
+    pending.push(line);
+    if (pending.length >= 512) flushLog();
+    else flushTimer ??= setTimeout(flushLog, 100);
+  };
   let endpoint: Endpoint | undefined;
   try {
     endpoint = await startEndpoint({
       backend,
       view,
       ...(opts.allowScopes?.length ? { allowScopes: opts.allowScopes } : {}),
-      log: (line) => void log.write(`run=${runId} ${line}\n`),
+      log: (line) => logLine(`run=${runId} ${line}\n`),
       onRefused: (line) => ctx.logger.warn(`azkeep exec refused a token request: ${line}`),
       rootPid: () => childPid,
     });
@@ -250,17 +265,18 @@ export async function runExec(ctx: Context, opts: ExecOptions): Promise<number> 
         `azkeep exec removed ${stripped.join(", ")} from the child's environment: it gets its tokens from this run's endpoint.`,
       );
     }
-    log.write(
+    logLine(
       `run=${runId} ${new Date(ctx.clock.now()).toISOString()} start command=${JSON.stringify(opts.command)} subscription=${entry.id} tenant=${tenant} allow=${opts.allowScopes?.join(",") || "*"}\n`,
     );
     const code = await spawnAndWait(opts.command, opts.args, env, (pid) => {
       childPid = pid;
       opts.onSpawn?.(pid, endpoint!);
     });
-    log.write(`run=${runId} ${new Date(ctx.clock.now()).toISOString()} end exit=${code}\n`);
+    logLine(`run=${runId} ${new Date(ctx.clock.now()).toISOString()} end exit=${code}\n`);
     return code;
   } finally {
     await endpoint?.close();
+    flushLog();
     await new Promise<void>((resolve) => log.end(() => resolve()));
     rmSync(runDir, { recursive: true, force: true });
   }

@@ -11,8 +11,32 @@
  * The socket lookup is exec's own; the ancestry walk (with its reused-pid checks) is
  * `core/procfs.ts`'s, shared with the release policy.
  */
-import { readFile, readdir, readlink } from "node:fs/promises";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { isDescendantOf } from "../core/procfs.js";
+
+/**
+ * The socket tables, read at most once at a time: connections that arrive together (a burst
+ * of new clients) share one read. A read that began before a connection existed may not show
+ * it, so a caller whose socket is missing reads once more, afresh.
+ */
+let tableRead: { startedAt: number; texts: Promise<string[]> } | undefined;
+let reads = 0;
+
+function readTables(procRoot: string, notBefore: number): Promise<string[]> {
+  if (procRoot === "/proc" && tableRead && tableRead.startedAt >= notBefore) return tableRead.texts;
+  const startedAt = ++reads;
+  const texts = Promise.all(
+    ["tcp", "tcp6"].map((t) => readFile(`${procRoot}/net/${t}`, "latin1").catch(() => "")),
+  );
+  if (procRoot === "/proc") {
+    tableRead = { startedAt, texts };
+    void texts.finally(() => {
+      if (tableRead?.startedAt === startedAt) tableRead = undefined;
+    });
+  }
+  return texts;
+}
 
 /** The socket inode of the loopback connection whose client side uses `clientPort` to `serverPort`. */
 export async function socketInode(
@@ -22,15 +46,26 @@ export async function socketInode(
 ): Promise<string | undefined> {
   const local = clientPort.toString(16).toUpperCase().padStart(4, "0");
   const remote = serverPort.toString(16).toUpperCase().padStart(4, "0");
-  for (const table of ["tcp", "tcp6"]) {
-    let text: string;
-    try {
-      text = await readFile(`${procRoot}/net/${table}`, "utf8");
-    } catch {
-      continue;
-    }
-    for (const line of text.split("\n").slice(1)) {
-      const f = line.trim().split(/\s+/);
+  // First join a read under way (a burst shares it); if it began too early to show this
+  // connection, read afresh (`reads + 1`: only a read begun from now on will do).
+  return (
+    findInode(await readTables(procRoot, 0), local, remote) ??
+    findInode(await readTables(procRoot, reads + 1), local, remote)
+  );
+}
+
+function findInode(texts: string[], local: string, remote: string): string | undefined {
+  // Only the lines holding the client's port are parsed: most of a busy machine's table is
+  // other connections.
+  const needle = `:${local} `;
+  for (const text of texts) {
+    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+      const start = text.lastIndexOf("\n", at) + 1;
+      const end = text.indexOf("\n", at);
+      const f = text
+        .slice(start, end < 0 ? undefined : end)
+        .trim()
+        .split(/\s+/);
       // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
       if (f.length < 10) continue;
       const [, la, ra, , , , , , , inode] = f;
@@ -67,13 +102,13 @@ export async function descendants(pid: number, procRoot = "/proc"): Promise<numb
     out.push(p);
     let tids: string[];
     try {
-      tids = await readdir(`${procRoot}/${p}/task`);
+      tids = readdirSync(`${procRoot}/${p}/task`);
     } catch {
       continue; // gone
     }
     for (const tid of tids) {
       try {
-        const kids = (await readFile(`${procRoot}/${p}/task/${tid}/children`, "utf8")).trim();
+        const kids = readFileSync(`${procRoot}/${p}/task/${tid}/children`, "latin1").trim();
         for (const k of kids.split(/\s+/)) if (k) queue.push(Number(k));
       } catch {
         /* thread gone */
@@ -87,14 +122,14 @@ export async function descendants(pid: number, procRoot = "/proc"): Promise<numb
 export async function holdsSocket(pid: number, inode: string, procRoot = "/proc"): Promise<boolean> {
   let fds: string[];
   try {
-    fds = await readdir(`${procRoot}/${pid}/fd`);
+    fds = readdirSync(`${procRoot}/${pid}/fd`);
   } catch {
     return false;
   }
   const want = `socket:[${inode}]`;
   for (const fd of fds) {
     try {
-      if ((await readlink(`${procRoot}/${pid}/fd/${fd}`)) === want) return true;
+      if (readlinkSync(`${procRoot}/${pid}/fd/${fd}`) === want) return true;
     } catch {
       /* closed meanwhile */
     }
@@ -107,12 +142,15 @@ export async function holdersAnywhere(inode: string, procRoot = "/proc"): Promis
   const out: number[] = [];
   let entries: string[];
   try {
-    entries = await readdir(procRoot);
+    entries = readdirSync(procRoot);
   } catch {
     return out;
   }
+  let n = 0;
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
+    // The reads are synchronous (fast on /proc); a long scan still lets requests through.
+    if (++n % 16 === 0) await new Promise((r) => setImmediate(r));
     if (await holdsSocket(Number(e), inode, procRoot)) out.push(Number(e));
   }
   return out;
@@ -121,7 +159,7 @@ export async function holdersAnywhere(inode: string, procRoot = "/proc"): Promis
 /** The executable of `pid`, or `?` when it cannot be read (another user's, or gone). */
 export async function executable(pid: number, procRoot = "/proc"): Promise<string> {
   try {
-    return await readlink(`${procRoot}/${pid}/exe`);
+    return readlinkSync(`${procRoot}/${pid}/exe`);
   } catch {
     return "?";
   }
