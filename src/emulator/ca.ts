@@ -67,8 +67,9 @@ export function matchesHost(host: string, patterns: readonly string[]): boolean 
     if (!p.startsWith("*.")) return p === h;
     const suffix = p.slice(1); // ".vault.azure.net"
     if (!h.endsWith(suffix)) return false;
+    // One DNS label: `$kv1.vault.azure.net` is no vault's name (found by an independent oracle).
     const label = h.slice(0, -suffix.length);
-    return label.length > 0 && !label.includes(".");
+    return /^[a-z0-9-]+$/.test(label);
   });
 }
 

@@ -105,9 +105,18 @@ describe("emulator: seed", () => {
   });
 
   it("lower-cases GUIDs so lookups are case-insensitive", () => {
+    // GUIDs with letters: an all-digit GUID is the same upper-cased, and could not show anything.
+    const tenant = "abcdef01-2345-4678-9abc-def012345678";
+    const oid = "aaaaaaaa-0000-4000-8000-00000000000f";
     const s = minimal();
-    (s.tenants as Record<string, unknown>[])[0]!.id = T1.toUpperCase().replace(/-/g, "-");
-    (s.users as Record<string, unknown>[])[0]!.homeTenant = T1.toUpperCase();
-    assert.equal(parseSeed(s).tenants[0]!.id, T1);
+    (s.tenants as Record<string, unknown>[])[0]!.id = tenant.toUpperCase();
+    const user = (s.users as Record<string, unknown>[])[0]!;
+    user.homeTenant = "AbCdEf01-2345-4678-9aBc-DeF012345678";
+    user.objectId = oid.toUpperCase();
+    assert.notEqual(tenant.toUpperCase(), tenant, "the input really is upper case");
+    const parsed = parseSeed(s);
+    assert.equal(parsed.tenants[0]!.id, tenant);
+    assert.equal(parsed.users[0]!.homeTenant, tenant, "found the tenant whatever the case");
+    assert.equal(parsed.users[0]!.objectId, oid);
   });
 });
