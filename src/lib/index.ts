@@ -33,6 +33,15 @@ export { getAccessToken } from "../core/tokens/get-access-token.js";
 export type { AzAccessToken, GetAccessTokenOptions } from "../core/tokens/get-access-token.js";
 export { openTokenDeps } from "../core/tokens/deps.js";
 export { BUILTIN_CLOUDS, resourceToScope } from "../core/clouds.js";
+export { openStore, openFileStore, migrateStore } from "../core/store/index.js";
+export type {
+  FileStore,
+  Store,
+  StoreOptions,
+  StoreState,
+  Secrets,
+  ProviderName,
+} from "../core/store/index.js";
 export type { Cloud } from "../core/clouds.js";
 
 export interface AzkeepCredentialOptions {

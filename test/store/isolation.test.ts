@@ -6,12 +6,22 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, cpSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { requireTool } from "../helpers/require-tool.js";
-import { bundleWriter } from "./bundle.js";
+import { ROOT, bundleWriter } from "./bundle.js";
 import { tempStoreDir } from "./helpers.js";
 import { runProcess } from "../helpers/process.js";
 import { forgetKeyutilsKey, underGnomeKeyring, underKeyctlSession } from "./run-child.js";
@@ -44,6 +54,13 @@ function filesUnder(dir: string, since = 0, out: string[] = []): string[] {
   return out;
 }
 
+/** World-readable (folders enterable): for the copy another user runs. */
+function chmodTree(path: string): void {
+  const st = statSync(path);
+  chmodSync(path, st.isDirectory() ? 0o755 : 0o644);
+  if (st.isDirectory()) for (const n of readdirSync(path)) chmodTree(join(path, n));
+}
+
 function chownTree(path: string, uid: number): void {
   chownSync(path, uid, uid);
   if (statSync(path).isDirectory()) for (const n of readdirSync(path)) chownTree(join(path, n), uid);
@@ -69,10 +86,7 @@ function assertNowhere(secrets: string[], places: { label: string; text: Buffer 
 
 describe("a copied config folder, and secrets at rest", () => {
   let writer: Awaited<ReturnType<typeof bundleWriter>>;
-  before(async () => {
-    writer = await bundleWriter();
-    chmodSync(dirname(writer.path), 0o755); // the other-user case runs it as nobody
-  });
+  before(async () => (writer = await bundleWriter()));
   after(() => writer[Symbol.dispose]());
 
   const baseEnv = (home: string, extra: Record<string, string> = {}) => {
@@ -128,9 +142,23 @@ describe("a copied config folder, and secrets at rest", () => {
 
   it("keyutils: the copy opened by another user (own kernel keyrings) says to sign in", async (t) => {
     if (!requireTool(t, "keyctl", "apt-get install keyutils")) return;
-    if (process.getuid?.() !== 0) return t.skip("needs root to run the reader as another user");
+    if (process.getuid?.() !== 0) {
+      // CI runs as root: there, not being root means this case would silently never run.
+      const why = "needs root to run the reader as another user";
+      if (process.env.CI === "true") throw new Error(`${why}, and CI=true must run it`);
+      return t.skip(why);
+    }
     using a = tempStoreDir("azkeep-home-a-");
     using b = tempStoreDir("azkeep-home-b-");
+    // The checkout may sit in a folder other users cannot enter (a `mktemp -d` clone, a 0700
+    // home): give the other user its own copy of what it runs — the built library and the
+    // writer — in a folder it can read.
+    const shipped = mkdtempSync(join(tmpdir(), "azkeep-shipped-"));
+    t.after(() => rmSync(shipped, { recursive: true, force: true }));
+    cpSync(join(ROOT, "dist"), join(shipped, "dist"), { recursive: true });
+    cpSync(join(ROOT, "package.json"), join(shipped, "package.json"));
+    const theirs = await bundleWriter({ lib: join(shipped, "dist", "lib", "index.js"), outDir: shipped });
+    chmodTree(shipped);
     const x = needles();
     const envA = baseEnv(a.root, { AZKEEP_STORE_PROVIDER: "keyutils" });
     const [cmd, args] = underKeyctlSession([process.execPath, writer.path, "store", JSON.stringify(x)]);
@@ -152,7 +180,7 @@ describe("a copied config folder, and secrets at rest", () => {
           .then(({ spawn }) => {
             const env: Record<string, string> = {};
             for (const [k, v] of Object.entries(envB)) if (v !== undefined) env[k] = v;
-            const child = spawn("keyctl", ["session", "-", process.execPath, writer.path, "open"], {
+            const child = spawn("keyctl", ["session", "-", process.execPath, theirs.path, "open"], {
               env,
               uid: nobody,
               gid: nobody,
@@ -169,6 +197,7 @@ describe("a copied config folder, and secrets at rest", () => {
       },
     );
     assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.ok(r.stdout.startsWith("{"), `the reader did not run as another user: ${r.stdout}${r.stderr}`);
     const o = JSON.parse(r.stdout) as Opened;
     assert.equal(o.code, "store_damaged", JSON.stringify(o));
     assert.match(o.message!, /key is not in the keyutils provider/);
