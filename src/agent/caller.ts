@@ -1,0 +1,91 @@
+/**
+ * Who asks: the agent's view of the process on the other end of a connection, read from /proc
+ * (`core/procfs.ts`) from the pid the kernel gave for the socket (SO_PEERCRED), and what the
+ * release policy, the prompt and the log need of it.
+ *
+ * A caller is `(pid, start time)`; its terminal session is `(session id, the session leader's
+ * start time, terminal)`, so an approval never passes to a later process that reuses a pid.
+ */
+import { describeProcess, readAncestry, type ProcReader, type ProcessInfo } from "../core/procfs.js";
+import type { LogCaller } from "./log.js";
+import type { CallerFacts } from "./policy.js";
+
+export interface Caller {
+  pid: number;
+  info: ProcessInfo;
+  /** Parents, nearest first, up to init. */
+  parents: ProcessInfo[];
+  /** `sid:leaderStart:tty` when the caller has a controlling terminal and a known session leader. */
+  sessionKey: string | undefined;
+  /** `pid:start` of the caller itself (undefined when unknown). */
+  processKey: string | undefined;
+  facts: CallerFacts;
+  run: { id: string; childPid: number } | undefined;
+}
+
+export function identifyCaller(
+  pid: number,
+  run: { id: string; childPid: number } | undefined,
+  reader?: ProcReader,
+): Caller {
+  const a = readAncestry(pid, reader);
+  const info = a.chain[0]!;
+  const parents = a.chain.slice(1);
+  const leader = a.sessionLeader !== undefined ? a.chain[a.sessionLeader] : undefined;
+  const known = info.known && pid > 0;
+  const sessionKey =
+    known && info.tty && leader?.startTime !== undefined
+      ? `${info.sid}:${leader.startTime}:${info.tty}`
+      : undefined;
+  return {
+    pid,
+    info,
+    parents,
+    sessionKey,
+    processKey: known && info.startTime !== undefined ? `${pid}:${info.startTime}` : undefined,
+    run: run ? { id: run.id, childPid: run.childPid } : undefined,
+    facts: {
+      known,
+      exe: info.exe,
+      argv: info.argv,
+      cwd: info.cwd,
+      tty: info.tty,
+      unit: info.cgroup.systemdUnit,
+      container: info.cgroup.container,
+      ancestors: parents.map((p) => p.exe),
+      run: run ? { id: run.id } : undefined,
+    },
+  };
+}
+
+/** What the log keeps of a caller (no environment, nothing secret). */
+export function logCaller(c: Caller): LogCaller {
+  const argv = c.info.argv?.slice(0, 32).map((a) => (a.length > 300 ? `${a.slice(0, 300)}…` : a));
+  return {
+    pid: c.pid,
+    startTime: c.info.startTime,
+    exe: c.info.exe,
+    argv,
+    cwd: c.info.cwd,
+    sid: c.info.sid,
+    tty: c.info.tty,
+    unit: c.info.cgroup.systemdUnit,
+    container: c.info.cgroup.container,
+    parents: c.parents.slice(0, 8).map((p) => `${p.pid} ${p.exe ?? p.comm ?? "?"}`),
+    ...(c.run ? { run: c.run } : {}),
+  };
+}
+
+/** The lines a prompt shows about the caller: the program, then its parent chain. */
+export function describeCaller(c: Caller): string[] {
+  const lines = [describeProcess(c.info, 160)];
+  if (c.info.cwd) lines.push(`  in ${c.info.cwd}`);
+  const chain = c.parents
+    .slice(0, 5)
+    .map((p) => `${p.pid} ${(p.exe ?? p.comm ?? "?").split("/").pop()}`)
+    .join(" < ");
+  if (chain) lines.push(`  parents: ${chain}${c.parents.length > 5 ? " < …" : ""}`);
+  lines.push(`  terminal: ${c.info.tty ?? "none"}${c.info.sid ? `, session ${c.info.sid}` : ""}`);
+  if (c.run) lines.push(`  through azkeep exec run ${c.run.id} (child pid ${c.run.childPid})`);
+  return lines;
+}

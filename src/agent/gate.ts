@@ -1,0 +1,403 @@
+/**
+ * The caller-aware release gate: the agent asks it before every release (an access token or
+ * profile data). It identifies the caller from /proc, applies the sealed policy, asks the person
+ * through pinentry when the policy says so, remembers an approval for the caller's terminal
+ * session, and appends every decision to the MAC-chained log.
+ *
+ * Order of a decision (docs/policy.md):
+ * 1. `--policy open`: allow (logged).
+ * 2. policy.json changed outside azkeep: deny everything, say how to set it again.
+ * 3. an `azkeep exec` run's scope allowlist: a request outside it is denied.
+ * 4. the first matching rule: allow / deny / confirm.
+ * 5. defaults: an unknown caller is denied; an approved terminal session is allowed (10 min
+ *    idle, 12 h at most); a caller on a terminal is confirmed; a caller without one is denied.
+ *
+ * Threats: a same-uid program asking for tokens (it gets a prompt it cannot answer, on the
+ * terminal the agent was started from, or a refusal); pid reuse (approvals are keyed by start
+ * time); a self-described name (the prompt shows the kernel's exe path; argv is shown as given).
+ */
+import type { ProcReader } from "../core/procfs.js";
+import { describeCaller, identifyCaller, logCaller, type Caller } from "./caller.js";
+import { ReleaseLog, type LogRequest } from "./log.js";
+import { findPinentry, pinentryConfirm, type ConfirmOutcome, type Dialog } from "./pinentry.js";
+import {
+  loadPolicy,
+  matchRule,
+  parseDuration,
+  type PolicyLoad,
+  type ReleaseKeys,
+  type RequestFacts,
+  type Rule,
+} from "./policy.js";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { POLICY_FILE } from "./policy.js";
+
+/** The agent's request shape (release.ts's ReleaseRequest). */
+export interface GateRequest {
+  peer: { pid: number; uid: number; gid: number };
+  kind: "token" | "profile";
+  resource?: string;
+  scopes?: string[];
+  tenant?: string;
+  subscription?: string;
+  run?: { id: string; childPid: number; allowScopes?: string[] };
+  resourceType?: string;
+  op?: string;
+}
+
+export interface GateDecision {
+  allow: boolean;
+  reason?: string;
+  rule?: string;
+}
+
+export type ConfirmFn = (dialog: Dialog, timeoutSec: number) => Promise<ConfirmOutcome>;
+
+export interface PolicyGateOptions {
+  configDir: string;
+  /** `open`: any process of the uid (ssh-agent's behaviour), still logged. */
+  mode: "default" | "open";
+  /** The terminal the agent was started or unlocked from: where pinentry asks. */
+  promptTty?: string | undefined;
+  /** The agent's environment, for a desktop pinentry (DISPLAY, WAYLAND_DISPLAY, DBUS_…). */
+  env?: Record<string, string | undefined>;
+  now?: () => number;
+  reader?: ProcReader;
+  /** Asks the person; by default a pinentry on `promptTty` or the desktop. */
+  confirm?: ConfirmFn;
+}
+
+const GRAPH_V1 = /^https:\/\/graph\.microsoft\.com\/?$/i;
+
+/** Audience of a resource or scope: `https://x/.default` → `https://x`, lower-case, no trailing `/`. */
+export function audienceOf(s: string): string {
+  let a = s.trim();
+  const i = a.lastIndexOf("/");
+  if (/^[a-z]+:\/\//i.test(a) && i > a.indexOf("//") + 1) {
+    const last = a.slice(i + 1);
+    if (last === ".default" || /^[A-Za-z.]+$/.test(last)) a = a.slice(0, i);
+  }
+  return a.replace(/\/+$/, "").toLowerCase();
+}
+
+const RESOURCE_TYPE_AUDIENCE: Record<string, string> = {
+  arm: "https://management.azure.com",
+  "ms-graph": "https://graph.microsoft.com",
+  "aad-graph": "https://graph.windows.net",
+  batch: "https://batch.core.windows.net",
+  "data-lake": "https://datalake.azure.net",
+  "media-services": "https://rest.media.azure.net",
+  "oss-rdbms": "https://ossrdbms-aad.database.windows.net",
+};
+
+export function requestFacts(req: GateRequest): RequestFacts {
+  const audiences: string[] = [];
+  if (req.resource) audiences.push(audienceOf(req.resource));
+  for (const s of req.scopes ?? []) audiences.push(audienceOf(s));
+  if (!audiences.length && req.resourceType && RESOURCE_TYPE_AUDIENCE[req.resourceType])
+    audiences.push(RESOURCE_TYPE_AUDIENCE[req.resourceType]!);
+  if (!audiences.length && req.kind === "token") audiences.push("https://management.azure.com");
+  return {
+    kind: req.kind,
+    audiences: [...new Set(audiences)],
+    tenant: req.tenant,
+    subscription: req.subscription,
+  };
+}
+
+function logRequest(req: GateRequest): LogRequest {
+  return {
+    kind: req.kind,
+    op: req.op,
+    resource: req.resource,
+    scopes: req.scopes,
+    resourceType: req.resourceType,
+    tenant: req.tenant,
+    subscription: req.subscription,
+  };
+}
+
+function fmtDuration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return `${Math.round(ms / 1000)} s`;
+}
+
+interface Approval {
+  /** Epoch ms after which it is gone. */
+  until: number;
+  idleMs: number;
+  lastUsed: number;
+  rule: string;
+}
+
+export class PolicyGate {
+  private keys: ReleaseKeys | undefined;
+  private log: ReleaseLog | undefined;
+  private policyCache: { sig: string; load: PolicyLoad } | undefined;
+  private approvals = new Map<string, Approval>();
+  private prompting: Promise<unknown> = Promise.resolve();
+  private readonly now: () => number;
+  private promptTty: string | undefined;
+
+  constructor(private readonly o: PolicyGateOptions) {
+    this.now = o.now ?? Date.now;
+    this.promptTty = o.promptTty;
+  }
+
+  /** Called when the store is unlocked (the vault's derived keys) and with undefined at lock. */
+  setKeys(keys: ReleaseKeys | undefined): void {
+    this.keys = keys;
+    this.policyCache = undefined;
+    if (!keys) {
+      this.log = undefined;
+      this.approvals.clear();
+      return;
+    }
+    this.log = ReleaseLog.open(this.o.configDir, keys.log, this.now);
+  }
+
+  /** The terminal pinentry asks on (the one `agent start`/`unlock` ran in). */
+  setPromptTerminal(tty: string | undefined): void {
+    if (tty) this.promptTty = tty;
+  }
+
+  get releaseLog(): ReleaseLog | undefined {
+    return this.log;
+  }
+
+  /** Forgets every approval (`agent lock`, a policy change). */
+  forgetApprovals(): void {
+    this.approvals.clear();
+  }
+
+  private policy(): PolicyLoad {
+    if (!this.keys) return { state: "tampered", message: "the agent is locked" };
+    const path = join(this.o.configDir, POLICY_FILE);
+    let sig = "missing";
+    try {
+      const st = statSync(path, { bigint: true });
+      sig = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    } catch {
+      /* missing */
+    }
+    if (this.policyCache?.sig !== sig) {
+      this.policyCache = { sig, load: loadPolicy(this.o.configDir, this.keys.policy) };
+      this.approvals.clear(); // rules changed: approvals made under the old ones lapse
+    }
+    return this.policyCache.load;
+  }
+
+  async decide(req: GateRequest): Promise<GateDecision> {
+    const caller = identifyCaller(req.peer.pid, req.run, this.o.reader);
+    const d = await this.decideFor(caller, req);
+    this.log?.append({
+      caller: logCaller(caller),
+      request: logRequest(req),
+      decision: d.allow ? "allow" : "deny",
+      rule: d.rule ?? "none",
+      ...(d.reason ? { reason: d.reason } : {}),
+    });
+    return d;
+  }
+
+  private async decideFor(caller: Caller, req: GateRequest): Promise<GateDecision> {
+    if (this.o.mode === "open") return { allow: true, rule: "open" };
+    const load = this.policy();
+    if (load.state === "tampered")
+      return {
+        allow: false,
+        rule: "policy-tampered",
+        reason: `The agent's release policy is not trusted: ${load.message}. Nothing is released until it is set again: run \`azkeep agent policy reset\` (it asks you to confirm).`,
+      };
+    const policy = load.policy;
+    const facts = requestFacts(req);
+    const who = caller.info.exe ? `${caller.info.exe} (pid ${caller.pid})` : `pid ${caller.pid}`;
+
+    if (req.run?.allowScopes) {
+      const allowed = new Set(req.run.allowScopes.map(audienceOf));
+      const outside = facts.audiences.filter(
+        (a) => !allowed.has(a) && !(GRAPH_V1.test(a) && allowed.has("https://graph.microsoft.com")),
+      );
+      if (outside.length)
+        return {
+          allow: false,
+          rule: "run-scopes",
+          reason: `azkeep exec run ${req.run.id} does not allow ${outside.join(", ")}; start it with \`--scope ${outside[0]}\` to allow it.`,
+        };
+    }
+
+    const rule = matchRule(policy, caller.facts, facts);
+    if (rule?.action === "allow") return { allow: true, rule: rule.name };
+    if (rule?.action === "deny")
+      return {
+        allow: false,
+        rule: rule.name,
+        reason: `The agent's release policy denies ${facts.audiences.join(", ") || req.kind} to ${who} (rule '${rule.name}').`,
+      };
+
+    if (!caller.facts.known)
+      return {
+        allow: false,
+        rule: "unknown-caller",
+        reason: `The agent cannot tell which program asks (pid ${caller.pid}), so it releases nothing to it. A caller it can read from /proc is needed.`,
+      };
+
+    const idleMs = parseDuration(policy.defaults.sessionIdle) ?? 600_000;
+    const maxMs = rule?.remember
+      ? (parseDuration(rule.remember) ?? 0)
+      : (parseDuration(policy.defaults.sessionMax) ?? 43_200_000);
+    const approvalKey = this.approvalKey(caller, rule);
+    if (approvalKey && this.approved(approvalKey))
+      return { allow: true, rule: rule ? `${rule.name} (approved)` : "session-approved" };
+
+    if (!rule && !caller.facts.tty)
+      return {
+        allow: false,
+        rule: "no-terminal",
+        reason: `${who} has no terminal (a background job, service or cron), and the agent releases nothing to such callers by default. To allow it, add a rule: \`azkeep agent policy allow --exe ${caller.info.exe ?? "PATH"}\`.`,
+      };
+
+    // Confirm: one prompt at a time; a session approved while this one waited needs none.
+    const answer = this.prompting.then(async () => {
+      if (approvalKey && this.approved(approvalKey))
+        return { allow: true, rule: rule ? `${rule.name} (approved)` : "session-approved" };
+      return this.ask(caller, req, facts, rule, approvalKey, idleMs, maxMs, who);
+    });
+    this.prompting = answer.catch(() => {});
+    return answer;
+  }
+
+  /** Approvals are per terminal session; a confirm rule for callers without one approves that process only. */
+  private approvalKey(caller: Caller, rule: Rule | undefined): string | undefined {
+    const base = caller.sessionKey
+      ? `session:${caller.sessionKey}`
+      : caller.processKey
+        ? `process:${caller.processKey}`
+        : undefined;
+    if (!base) return undefined;
+    return rule ? `${base}|rule:${rule.name}` : base;
+  }
+
+  private approved(key: string): boolean {
+    const a = this.approvals.get(key);
+    if (!a) return false;
+    const t = this.now();
+    if (t >= a.until || t - a.lastUsed >= a.idleMs) {
+      this.approvals.delete(key);
+      return false;
+    }
+    a.lastUsed = t;
+    return true;
+  }
+
+  private async ask(
+    caller: Caller,
+    req: GateRequest,
+    facts: RequestFacts,
+    rule: Rule | undefined,
+    approvalKey: string | undefined,
+    idleMs: number,
+    maxMs: number,
+    who: string,
+  ): Promise<GateDecision> {
+    const ruleName = rule?.name ?? "confirm-terminal";
+    const scope = caller.sessionKey
+      ? `this terminal session (${caller.info.tty}, session ${caller.info.sid})`
+      : `this process only (pid ${caller.pid})`;
+    const what = [
+      req.kind === "token"
+        ? `a token for ${facts.audiences.join(", ")}`
+        : "your account and subscription data",
+      req.tenant ? `tenant ${req.tenant}` : undefined,
+      req.subscription ? `subscription ${req.subscription}` : undefined,
+    ]
+      .filter(Boolean)
+      .join(", ");
+    const description = [
+      "A program asks the azkeep agent for",
+      `${what}:`,
+      "",
+      ...describeCaller(caller),
+      "",
+      `Allow it for ${scope}: ${fmtDuration(idleMs)} idle, at most ${fmtDuration(maxMs)}.`,
+    ].join("\n");
+    const dialog: Dialog = {
+      title: "azkeep: allow this program?",
+      description,
+      ok: "_Allow",
+      cancel: "_Deny",
+    };
+    const timeoutSec = this.load()?.defaults.promptTimeout ?? 60;
+    const confirm = this.o.confirm ?? this.pinentryConfirm();
+    if (!confirm) {
+      const pin = findPinentry({});
+      const missing = pin
+        ? "no terminal to ask on (start the agent from a terminal: `azkeep agent start`)"
+        : "no pinentry program (`apt-get install pinentry-curses`)";
+      return {
+        allow: false,
+        rule: `${ruleName} (no prompt)`,
+        reason: `${who} needs your confirmation, but the agent has ${missing}. A rule would allow it without asking: \`azkeep agent policy allow --exe ${caller.info.exe ?? "PATH"}\`.`,
+      };
+    }
+    const outcome = await confirm(dialog, timeoutSec);
+    if (outcome.answer === "allow") {
+      if (approvalKey) {
+        const t = this.now();
+        this.approvals.set(approvalKey, { until: t + maxMs, idleMs, lastUsed: t, rule: ruleName });
+      }
+      return { allow: true, rule: `${ruleName} (confirmed)` };
+    }
+    const why =
+      outcome.answer === "cancel"
+        ? "you denied it"
+        : outcome.answer === "timeout"
+          ? `nobody answered within ${timeoutSec} s`
+          : `the prompt failed (${outcome.detail})`;
+    return {
+      allow: false,
+      rule: `${ruleName} (${outcome.answer === "cancel" ? "denied" : outcome.answer})`,
+      reason: `The agent did not release ${what} to ${who}: ${why}. Run the command again to be asked again.`,
+    };
+  }
+
+  private load(): { defaults: { promptTimeout: number; pinentry?: string } } | undefined {
+    const l = this.policyCache?.load;
+    return l && l.state !== "tampered" ? l.policy : undefined;
+  }
+
+  /** A pinentry on the desktop or on the agent's terminal; undefined when neither exists. */
+  private pinentryConfirm(): ConfirmFn | undefined {
+    const env = this.o.env ?? {};
+    const desktop = Boolean(env.DISPLAY || env.WAYLAND_DISPLAY);
+    const preferred = this.load()?.defaults.pinentry;
+    const pin = findPinentry({ desktop, ...(preferred ? { preferred } : {}) });
+    if (!pin) return undefined;
+    if (pin.kind === "tty" && !this.promptTty) return undefined;
+    const tty = this.promptTty;
+    return (dialog, timeoutSec) =>
+      pinentryConfirm(
+        {
+          program: pin.program,
+          ...(pin.kind === "tty" && tty ? { ttyname: tty } : {}),
+          ...(env.DISPLAY ? { display: env.DISPLAY } : {}),
+          ttytype: env.TERM && env.TERM !== "dumb" ? env.TERM : "xterm",
+          lcCtype: env.LC_ALL || env.LC_CTYPE || env.LANG || "C.UTF-8",
+          timeoutSec,
+          env: {
+            PATH: "/usr/bin:/bin",
+            HOME: env.HOME,
+            DISPLAY: env.DISPLAY,
+            WAYLAND_DISPLAY: env.WAYLAND_DISPLAY,
+            DBUS_SESSION_BUS_ADDRESS: env.DBUS_SESSION_BUS_ADDRESS,
+            XDG_RUNTIME_DIR: env.XDG_RUNTIME_DIR,
+            TERM: env.TERM,
+            LANG: env.LANG,
+          },
+        },
+        dialog,
+      );
+  }
+}

@@ -1,0 +1,149 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import {
+  POLICY_FILE,
+  defaultPolicy,
+  deriveReleaseKeys,
+  globToRegExp,
+  loadPolicy,
+  matchRule,
+  parseDuration,
+  savePolicy,
+  validatePolicy,
+  type CallerFacts,
+  type Policy,
+  type RequestFacts,
+} from "../../src/agent/policy.js";
+
+const dir = mkdtempSync(join(tmpdir(), "azkeep-policy-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const keys = deriveReleaseKeys(Buffer.alloc(32, 1));
+
+function caller(p: Partial<CallerFacts> = {}): CallerFacts {
+  return {
+    known: true,
+    exe: "/usr/bin/terraform",
+    argv: ["terraform", "plan"],
+    cwd: "/home/me/infra/prod",
+    tty: "/dev/pts/1",
+    unit: "session-2.scope",
+    container: undefined,
+    ancestors: ["/usr/bin/bash", "/usr/bin/tmux"],
+    run: undefined,
+    ...p,
+  };
+}
+const arm: RequestFacts = {
+  kind: "token",
+  audiences: ["https://management.azure.com"],
+  tenant: undefined,
+  subscription: undefined,
+};
+const graph: RequestFacts = { ...arm, audiences: ["https://graph.microsoft.com"] };
+
+const examples: Policy = {
+  version: 1,
+  defaults: { sessionIdle: "10m", sessionMax: "12h", promptTimeout: 60 },
+  rules: [
+    {
+      name: "terraform-infra",
+      caller: { exe: "/usr/bin/terraform", cwd: "/home/me/infra/**" },
+      request: { audience: "https://management.azure.com" },
+      action: "allow",
+    },
+    {
+      name: "graph-for-azkeep-rest",
+      caller: { exe: "/usr/bin/node", argv: "* */bin/azkeep.js rest *" },
+      request: { audience: "https://graph.microsoft.com" },
+      action: "allow",
+    },
+    { name: "no-graph", request: { audience: "https://graph.microsoft.com" }, action: "deny" },
+    {
+      name: "cron-backup",
+      caller: { terminal: false, unit: "cron.service", name: "backup.sh" },
+      action: "confirm",
+      remember: "1h",
+    },
+  ],
+};
+
+describe("policy: rules", () => {
+  it("durations and globs", () => {
+    assert.equal(parseDuration("10m"), 600_000);
+    assert.equal(parseDuration("1h30m"), 5_400_000);
+    assert.equal(parseDuration("2d"), 172_800_000);
+    for (const bad of ["", "10", "m", "1x", "-1h"]) assert.equal(parseDuration(bad), undefined, bad);
+    assert.ok(globToRegExp("/home/*/infra").test("/home/me/infra"));
+    assert.ok(!globToRegExp("/home/*/infra").test("/home/a/b/infra"));
+    assert.ok(globToRegExp("/home/**").test("/home/a/b/infra"));
+    assert.ok(!globToRegExp("a.b").test("axb"));
+  });
+
+  it("the examples of docs/policy.md decide as documented", () => {
+    const m = (c: CallerFacts, r: RequestFacts) => matchRule(examples, c, r)?.name;
+    assert.equal(m(caller(), arm), "terraform-infra");
+    assert.equal(m(caller({ cwd: "/home/me/other" }), arm), undefined); // another folder: the defaults
+    assert.equal(m(caller({ exe: "/tmp/terraform" }), arm), undefined); // same name, other path
+    assert.equal(m(caller(), graph), "no-graph");
+    const rest = caller({
+      exe: "/usr/bin/node",
+      argv: ["node", "/usr/lib/azkeep/bin/azkeep.js", "rest", "--url", "x"],
+    });
+    assert.equal(m(rest, graph), "graph-for-azkeep-rest");
+    assert.equal(m(caller({ exe: "/usr/bin/node", argv: ["node", "evil.js", "rest"] }), graph), "no-graph");
+    // Two audiences, one of them Graph: the allow rule for ARM does not cover it.
+    assert.equal(
+      m(caller(), { ...arm, audiences: ["https://management.azure.com", "https://graph.microsoft.com"] }),
+      "no-graph",
+    );
+    assert.equal(
+      m(caller({ tty: undefined, unit: "cron.service", exe: "/home/me/bin/backup.sh" }), arm),
+      "cron-backup",
+    );
+  });
+
+  it("an unknown caller matches no caller condition (never trusted), only request-only rules", () => {
+    const unknown = caller({ known: false, exe: undefined, argv: undefined, cwd: undefined });
+    assert.equal(matchRule(examples, unknown, arm), undefined);
+    assert.equal(matchRule(examples, unknown, graph)?.name, "no-graph");
+    const allowAll: Policy = {
+      ...examples,
+      rules: [{ name: "terminal", caller: { terminal: false }, action: "allow" }],
+    };
+    assert.equal(matchRule(allowAll, caller({ known: false, tty: undefined }), arm), undefined);
+  });
+
+  it("validation names the problem", () => {
+    assert.deepEqual(validatePolicy(examples), []);
+    assert.deepEqual(validatePolicy(defaultPolicy()), []);
+    const bad = { ...examples, rules: [{ name: "x", action: "maybe", caller: { exee: "/x" } }] };
+    const errs = validatePolicy(bad);
+    assert.ok(errs.some((e) => /action must be/.test(e)));
+    assert.ok(errs.some((e) => /caller.exee is not a caller condition/.test(e)));
+  });
+});
+
+describe("policy: the file is MACed", () => {
+  it("saved → loads; edited outside azkeep → tampered; missing → defaults; another key → tampered", async () => {
+    assert.equal(loadPolicy(dir, keys.policy).state, "default");
+    await savePolicy(dir, keys.policy, examples);
+    const ok = loadPolicy(dir, keys.policy);
+    assert.equal(ok.state, "ok");
+    assert.deepEqual(ok.state === "ok" && ok.policy.rules, examples.rules);
+    const path = join(dir, POLICY_FILE);
+    const text = readFileSync(path, "utf8");
+    writeFileSync(path, text.replace('"/home/me/infra/**"', '"/**"'));
+    const t = loadPolicy(dir, keys.policy);
+    assert.equal(t.state, "tampered");
+    assert.match(t.state === "tampered" ? t.message : "", /changed outside azkeep/);
+    writeFileSync(path, text);
+    assert.equal(loadPolicy(dir, deriveReleaseKeys(Buffer.alloc(32, 2)).policy).state, "tampered");
+    writeFileSync(path, "{");
+    assert.equal(loadPolicy(dir, keys.policy).state, "tampered");
+    // The MAC key is neither the log key nor the root.
+    assert.notDeepEqual(keys.log, keys.policy);
+  });
+});
