@@ -221,6 +221,11 @@ export class AgentConnection {
     });
   }
 
+  /** The release log's records and whether its MAC chain verifies. */
+  async releaseLog(): Promise<{ ok: boolean; records: unknown[]; problem?: string; previous?: string }> {
+    return (await this.call({ op: "log" })) as { ok: boolean; records: unknown[]; problem?: string };
+  }
+
   async stop(): Promise<void> {
     await this.call({ op: "stop" });
   }

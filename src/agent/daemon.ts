@@ -74,8 +74,8 @@ async function main(): Promise<void> {
   const socketPath = agentSocketPath(paths, env);
   const idleMs = Number(arg("--idle") ?? 0);
   const maxMs = Number(arg("--max") ?? 0);
-  const gateName = arg("--policy") ?? "open";
-  const gate = await loadGate(gateName);
+  const gateName = arg("--policy") ?? "ask";
+  const gate = await loadGate(gateName, { configDir: paths.configDir, env, promptTty: arg("--prompt-tty") });
   if (!gate) throw new AzkeepError("usage", `Unknown release policy '${gateName}'.`);
   ensurePrivateFolder(dirname(socketPath));
 

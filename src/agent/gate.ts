@@ -16,7 +16,8 @@
  * terminal the agent was started from, or a refusal); pid reuse (approvals are keyed by start
  * time); a self-described name (the prompt shows the kernel's exe path; argv is shown as given).
  */
-import type { ProcReader } from "../core/procfs.js";
+import { readProcess, type ProcReader } from "../core/procfs.js";
+import type { ReleaseDecision, ReleaseGate, ReleaseRequest } from "./release.js";
 import { describeCaller, identifyCaller, logCaller, type Caller } from "./caller.js";
 import { ReleaseLog, type LogRequest } from "./log.js";
 import { findPinentry, pinentryConfirm, type ConfirmOutcome, type Dialog } from "./pinentry.js";
@@ -30,27 +31,13 @@ import {
   type Rule,
 } from "./policy.js";
 import { statSync } from "node:fs";
+import { AzkeepError } from "../core/errors.js";
+import { UNLOCK_HINT } from "./protocol.js";
 import { join } from "node:path";
 import { POLICY_FILE } from "./policy.js";
 
-/** The agent's request shape (release.ts's ReleaseRequest). */
-export interface GateRequest {
-  peer: { pid: number; uid: number; gid: number };
-  kind: "token" | "profile";
-  resource?: string;
-  scopes?: string[];
-  tenant?: string;
-  subscription?: string;
-  run?: { id: string; childPid: number; allowScopes?: string[] };
-  resourceType?: string;
-  op?: string;
-}
-
-export interface GateDecision {
-  allow: boolean;
-  reason?: string;
-  rule?: string;
-}
+type GateRequest = ReleaseRequest;
+type GateDecision = ReleaseDecision;
 
 export type ConfirmFn = (dialog: Dialog, timeoutSec: number) => Promise<ConfirmOutcome>;
 
@@ -209,7 +196,7 @@ export class PolicyGate {
       return {
         allow: false,
         rule: "policy-tampered",
-        reason: `The agent's release policy is not trusted: ${load.message}. Nothing is released until it is set again: run \`azkeep agent policy reset\` (it asks you to confirm).`,
+        reason: `The agent's release policy is not trusted: ${load.message}. Nothing is released until it is restored: put back the file azkeep wrote, or remove it to return to the defaults.`,
       };
     const policy = load.policy;
     const facts = requestFacts(req);
@@ -372,7 +359,12 @@ export class PolicyGate {
   private pinentryConfirm(): ConfirmFn | undefined {
     const env = this.o.env ?? {};
     const desktop = Boolean(env.DISPLAY || env.WAYLAND_DISPLAY);
-    const preferred = this.load()?.defaults.pinentry;
+    // AZKEEP_PINENTRY picks one of the system's pinentries by name (never a path elsewhere).
+    const named =
+      env.AZKEEP_PINENTRY && /^pinentry[a-z0-9-]*$/.test(env.AZKEEP_PINENTRY)
+        ? `/usr/bin/${env.AZKEEP_PINENTRY}`
+        : undefined;
+    const preferred = this.load()?.defaults.pinentry ?? named;
     const pin = findPinentry({ desktop, ...(preferred ? { preferred } : {}) });
     if (!pin) return undefined;
     if (pin.kind === "tty" && !this.promptTty) return undefined;
@@ -400,4 +392,45 @@ export class PolicyGate {
         dialog,
       );
   }
+}
+
+/** The gate the agent's front uses (release.ts's `loadGate`). */
+export function releaseGate(o: PolicyGateOptions): ReleaseGate & { gate: PolicyGate } {
+  const gate = new PolicyGate(o);
+  return {
+    gate,
+    decide: (req) => gate.decide(req),
+    unlocked(keys) {
+      gate.setKeys(
+        keys
+          ? { log: Buffer.from(keys.log, "base64"), policy: Buffer.from(keys.policy, "base64") }
+          : undefined,
+      );
+    },
+    locked() {
+      gate.setKeys(undefined);
+    },
+    promptFrom(pid) {
+      const tty = readProcess(pid, o.reader).tty;
+      if (tty?.startsWith("/dev/")) gate.setPromptTerminal(tty);
+    },
+    async readLog() {
+      const log = gate.releaseLog;
+      if (!log)
+        throw new AzkeepError(
+          "store_unavailable",
+          "The agent is locked: its release log cannot be checked.",
+          {
+            hint: UNLOCK_HINT,
+          },
+        );
+      const v = await log.verify();
+      return {
+        ok: v.ok,
+        records: v.records,
+        ...(v.message ? { problem: v.message } : {}),
+        ...(log.problem ? { previous: log.problem } : {}),
+      };
+    },
+  };
 }

@@ -115,6 +115,8 @@ export type AgentRequest =
    */
   | { id: number; op: "unlock" }
   | { id: number; op: "stop" }
+  /** The release log, verified by the agent (it holds the MAC key). */
+  | { id: number; op: "log" }
   /** Store writes (`login`, `logout`, `account set`): see `WriteOp`. */
   | { id: number; op: "write"; write: WriteOp };
 

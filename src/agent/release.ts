@@ -5,8 +5,10 @@
  * (SO_PEERCRED); a denial becomes a protocol error the client prints as one `ERROR:` line
  * (exit 1), with the gate's `reason` as the message.
  *
- * `openGate` allows everything (the default, and `--policy open`). The caller-aware release
- * policy (sealed rules, pinentry confirmation, decision log) implements this same interface.
+ * The default gate (`--policy ask`) is the caller-aware release policy (`gate.ts`: who asks,
+ * sealed rules, pinentry confirmation, the MAC-chained log); `--policy open` releases to every
+ * process of the uid (ssh-agent's behaviour) and still logs every decision. `openGate` (no log)
+ * is for tests and embedders only.
  */
 
 export interface ReleaseRequest {
@@ -38,6 +40,14 @@ export interface ReleaseDecision {
 
 export interface ReleaseGate {
   decide(req: ReleaseRequest): Promise<ReleaseDecision>;
+  /** The store was unlocked: the release keys the vault derived (base64). */
+  unlocked?(keys: { log: string; policy: string } | undefined): void;
+  /** The store was locked: keys and approvals are dropped. */
+  locked?(): void;
+  /** `agent start`/`unlock` ran from this pid: ask the person on its terminal. */
+  promptFrom?(pid: number): void;
+  /** `azkeep agent log`: the records and whether the chain verifies. */
+  readLog?(): Promise<unknown>;
 }
 
 /** Releases everything: the default, and `azkeep agent start --policy open`. */
@@ -45,11 +55,25 @@ export const openGate: ReleaseGate = {
   decide: () => Promise.resolve({ allow: true, rule: "open" }),
 };
 
-/** The gates `azkeep agent start --policy NAME` knows. */
-export const GATE_NAMES = ["open"] as const;
+/** The gates `azkeep agent start --policy NAME` knows; the first is the default. */
+export const GATE_NAMES = ["ask", "open"] as const;
+
+export interface GateSetup {
+  configDir: string;
+  env: Record<string, string | undefined>;
+  /** The terminal `agent start` ran in (where pinentry asks). */
+  promptTty?: string | undefined;
+}
 
 /** The gate for `--policy NAME`; undefined when the name is unknown. */
-export async function loadGate(name: string): Promise<ReleaseGate | undefined> {
-  if (name === "open") return openGate;
-  return undefined;
+export async function loadGate(name: string, setup?: GateSetup): Promise<ReleaseGate | undefined> {
+  if (name !== "ask" && name !== "open") return undefined;
+  if (!setup) return name === "open" ? openGate : undefined;
+  const { releaseGate } = await import("./gate.js");
+  return releaseGate({
+    configDir: setup.configDir,
+    mode: name === "open" ? "open" : "default",
+    promptTty: setup.promptTty,
+    env: setup.env,
+  });
 }

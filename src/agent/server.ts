@@ -39,7 +39,8 @@ export interface VaultCall {
 export type VaultReply =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: AgentErrorBody }
-  | { event: "ready"; identities: string[] }
+  /** `release`: the release policy's MAC keys (base64), derived in the vault; the gate keeps them. */
+  | { event: "ready"; identities: string[]; release?: { log: string; policy: string } }
   | { event: "unlock-failed"; error: AgentErrorBody };
 
 export interface AgentServerOptions {
@@ -136,6 +137,7 @@ export class AgentServer {
         if ("event" in m) {
           if (m.event === "ready") {
             this.identities = m.identities;
+            this.o.gate.unlocked?.(m.release);
             this.setUnlocked();
             resolve();
           } else {
@@ -182,6 +184,7 @@ export class AgentServer {
 
   private setLocked(by: string): void {
     if (!this.locked) this.o.log(`locked (${by})`);
+    this.o.gate.locked?.();
     this.locked = true;
     this.lockedBy = by;
     this.since = new Date();
@@ -308,6 +311,7 @@ export class AgentServer {
           if (handedOver || socket.destroyed) return;
           const id = typeof msg.id === "number" ? msg.id : 0;
           if (msg.op === "unlock" && this.o.provider() === "passphrase" && this.locked) {
+            if (peer?.pid) this.o.gate.promptFrom?.(peer.pid);
             // The passphrase frame must reach the vault only: stop reading here, answer, and
             // hand the socket over before the client sends it.
             handedOver = true;
@@ -363,6 +367,8 @@ export class AgentServer {
         this.endVault("lock");
         return this.status();
       case "unlock":
+        // The terminal `unlock` runs in is where the agent asks the person from now on.
+        if (peer?.pid) this.o.gate.promptFrom?.(peer.pid);
         if (!this.locked) return this.status();
         this.endVault("start");
         await this.spawnVault();
@@ -373,6 +379,9 @@ export class AgentServer {
       case "account":
       case "accounts":
         return this.release(op, msg, peer);
+      case "log":
+        if (!this.o.gate.readLog) throw new AzkeepError("bad_input", "This agent keeps no release log.");
+        return this.o.gate.readLog();
       case "write": {
         const r = await this.callVaultOrRestart("write", { write: msg.write });
         this.touch();
@@ -417,7 +426,7 @@ export class AgentServer {
     if (!decision.allow) {
       this.o.log(`denied ${op} to pid ${req.peer.pid}${decision.rule ? ` (rule ${decision.rule})` : ""}`);
       throw new AzkeepError("denied", decision.reason ?? "The agent's release policy refused this request.", {
-        hint: "Run `azkeep agent status` to see the agent's policy.",
+        hint: "`azkeep agent log` shows the agent's decisions; docs/policy.md how a rule allows a caller.",
       });
     }
     const body: Record<string, unknown> =

@@ -70,6 +70,10 @@ export async function startAgent(ctx: Context, options: StartOptions = {}): Prom
   if (options.idleMs) args.push("--idle", String(options.idleMs));
   if (options.maxMs) args.push("--max", String(options.maxMs));
   if (options.policy) args.push("--policy", options.policy);
+  // The terminal this command runs in: where the agent asks the person (pinentry).
+  const { readProcess } = await import("../core/procfs.js");
+  const tty = readProcess(process.pid).tty;
+  if (tty?.startsWith("/dev/")) args.push("--prompt-tty", tty);
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(ctx.env)) if (v !== undefined) env[k] = v;
   const child = spawn(process.execPath, args, {

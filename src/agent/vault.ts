@@ -10,6 +10,7 @@
  * On top: identical concurrent requests share one promise (single flight inside the agent),
  * and the unsealed files are kept in memory until they change on disk (stat: size, mtime, inode).
  */
+import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import type { Socket } from "node:net";
 import { join } from "node:path";
@@ -23,6 +24,7 @@ import { openTokenDeps } from "../core/tokens/deps.js";
 import { acquireToken, type TokenRequest } from "../core/tokens/policy.js";
 import type { ResourceType } from "../core/clouds.js";
 import { makeNonDumpable } from "./peer.js";
+import { deriveReleaseKeys } from "./policy.js";
 import { FRAME_TIMEOUT_MS, LineReader, encodeFrame, type AgentErrorBody, type WriteOp } from "./protocol.js";
 import type { VaultCall, VaultReply } from "./server.js";
 
@@ -119,6 +121,18 @@ async function open(passphrase?: string): Promise<void> {
   deps = { ...base, store };
   // Unseal now: a wrong passphrase or a missing key fails the unlock, not the first request.
   await Promise.all([store.readSecrets(), store.readProfile()]);
+}
+
+/** The release policy's MAC keys, from the release secret sealed in the store (created once). */
+async function releaseKeys(): Promise<{ log: string; policy: string }> {
+  let root = (await store.readSecrets()).release?.root;
+  if (!root)
+    root = await store.update((s) => {
+      s.secrets.release ??= { root: randomBytes(32).toString("base64") };
+      return s.secrets.release.root;
+    });
+  const keys = deriveReleaseKeys(Buffer.from(root, "base64"));
+  return { log: keys.log.toString("base64"), policy: keys.policy.toString("base64") };
 }
 
 async function identities(): Promise<string[]> {
@@ -234,7 +248,7 @@ function unlockFrom(socket: Socket): void {
     open(passphrase).then(
       async () => {
         const ids = await identities();
-        send({ event: "ready", identities: ids });
+        send({ event: "ready", identities: ids, release: await releaseKeys() });
         socket.end(
           encodeFrame({ id: 0, ok: true, result: { locked: false, identities: ids, vaultPid: process.pid } }),
         );
@@ -248,7 +262,7 @@ function unlockFrom(socket: Socket): void {
 process.on("message", (m: { op?: string; id?: number; body?: Record<string, unknown> }, handle?: unknown) => {
   if (m.op === "open") {
     open().then(
-      async () => send({ event: "ready", identities: await identities() }),
+      async () => send({ event: "ready", identities: await identities(), release: await releaseKeys() }),
       (e: unknown) => send({ event: "unlock-failed", error: errBody(e) }),
     );
     return;

@@ -21,7 +21,10 @@ export async function startAgent(
   args: string[] = [],
   env: Record<string, string> = {},
 ): Promise<Status> {
-  const r = await s.cli(["agent", "start", ...args], { env });
+  // These tests are about the agent, not the release policy: ssh-agent's behaviour unless a
+  // test names a policy (test/agent/release-policy.test.ts does).
+  const policy = args.includes("--policy") ? [] : ["--policy", "open"];
+  const r = await s.cli(["agent", "start", ...policy, ...args], { env });
   assert.equal(r.code, 0, `agent start: ${r.stderr}`);
   return JSON.parse(r.stdout) as Status;
 }

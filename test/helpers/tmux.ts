@@ -17,6 +17,9 @@ export interface Tmux extends AsyncDisposable {
   capture(target: string): string;
   /** Waits until the pane's screen matches; throws with the screen on timeout. */
   waitFor(target: string, re: RegExp, ms?: number): Promise<string>;
+  killPane(target: string): void;
+  /** Clears the pane's screen and history (a pane running a non-shell ignores C-l). */
+  clear(target: string): void;
   kill(): void;
 }
 
@@ -64,6 +67,13 @@ export function startTmux(): Tmux {
         await new Promise((r) => setTimeout(r, 50));
       }
       throw new Error(`timed out waiting for ${re} in the pane; screen:\n${screen}`);
+    },
+    clear(target) {
+      tmux(["send-keys", "-R", "-t", target]);
+      tmux(["clear-history", "-t", target]);
+    },
+    killPane(target) {
+      tmux(["kill-session", "-t", target]);
     },
     kill() {
       spawnSync("tmux", ["-S", socket, "kill-server"], { stdio: "ignore" });

@@ -48,6 +48,11 @@ export interface DoctorOptions {
    * rejection is reported in `store`, not thrown: the doctor must work on a broken setup.
    */
   storeStatus?: () => Promise<StoreStatus | undefined>;
+  /**
+   * The agent's release log check (src/agent/log.ts): `problem` names an edited, removed or cut
+   * record. Undefined: no agent to ask (the log's MAC key lives in the unlocked store).
+   */
+  releaseLog?: () => Promise<{ ok: boolean; path: string; problem?: string; previous?: string } | undefined>;
   /** The checks to run (default: all); tests narrow them. */
   checks?: Check[];
 }
@@ -167,7 +172,25 @@ export async function runDoctor(ctx: Context, options: DoctorOptions = {}): Prom
     ),
     storeReport(ctx, options),
   ]);
-  const findings = [...results.flatMap((r) => r.findings), ...store.findings].sort(
+  const logFindings: Finding[] = [];
+  if (options.releaseLog) {
+    const v = await options.releaseLog().catch((e: unknown) => {
+      ctx.logger.debug(`doctor: the release log could not be checked: ${String(e)}`);
+      return undefined;
+    });
+    for (const problem of [v?.ok === false ? v.problem : undefined, v?.previous])
+      if (v && problem)
+        logFindings.push({
+          tool: "azkeep",
+          path: v.path,
+          holds: `the agent's release log is broken: ${problem}`,
+          risk: "high",
+          mode: null,
+          readableByOthers: false,
+          fix: "someone with your uid changed the log: see `azkeep agent log`, check what ran as you, then `azkeep agent stop && azkeep agent start` (a broken log is kept aside, a new chain starts)",
+        });
+  }
+  const findings = [...results.flatMap((r) => r.findings), ...store.findings, ...logFindings].sort(
     (a, b) =>
       RISK_ORDER[a.risk] - RISK_ORDER[b.risk] || a.tool.localeCompare(b.tool) || a.path.localeCompare(b.path),
   );

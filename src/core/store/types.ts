@@ -63,6 +63,12 @@ export interface Secrets {
   refreshTokens: RefreshTokenEntry[];
   accessTokens: AccessTokenEntry[];
   servicePrincipals: ServicePrincipalEntry[];
+  /**
+   * The agent's release secret (32 random bytes, base64): the log and policy MAC keys are
+   * derived from it (HKDF). Kept here so that it is sealed with the store and survives
+   * `store migrate`; created by the agent at its first unlock.
+   */
+  release?: { root: string };
 }
 
 export function emptySecrets(): Secrets {

@@ -15,7 +15,11 @@ export const register: RegisterGroup = (program, lazy) => {
     .option("--no-auto", "forget --auto")
     .option("--agent-only", "remember: no process but the agent unseals the store")
     .option("--no-agent-only", "forget --agent-only: every azkeep process may open the store again")
-    .option("--policy <name>", "the release policy (open: release to every process of your uid)", "open")
+    .option(
+      "--policy <name>",
+      "the release policy: ask (who asks decides; a person confirms; see docs/policy.md) or open (every process of your uid, logged)",
+      "ask",
+    )
     .option("--foreground", "run in this process (for a systemd user unit); logs go to stderr")
     .addHelpText(
       "after",
@@ -50,6 +54,24 @@ export const register: RegisterGroup = (program, lazy) => {
     .command("lock")
     .description("lock the agent: the process that held the unlocked store ends, its memory with it")
     .action(lazy(() => import("./lock.js")));
+  group
+    .command("log")
+    .description("the release log: every token and profile release and refusal, MAC-chained (docs/policy.md)")
+    .option("--since <when>", "only records of the last DURATION (30m, 2h, 1d) or since a date")
+    .option("--caller <who>", "only records of this executable (path or name) or pid")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  azkeep agent log --since 1h -o table\n  azkeep agent log --caller terraform\n",
+    )
+    .action(
+      lazy(
+        () => import("./log.js"),
+        (opts) => ({
+          ...(typeof opts.since === "string" ? { since: opts.since } : {}),
+          ...(typeof opts.caller === "string" ? { caller: opts.caller } : {}),
+        }),
+      ),
+    );
   group
     .command("unlock")
     .description("unlock the agent (with the passphrase provider: asks for the passphrase on the terminal)")

@@ -50,6 +50,11 @@ export const run: CommandRun<StartFlags> = async (flags, io) => {
       "--policy",
       flags.policy,
     );
+    {
+      const { readProcess } = await import("../../../core/procfs.js");
+      const tty = readProcess(process.pid).tty;
+      if (tty?.startsWith("/dev/")) process.argv.push("--prompt-tty", tty);
+    }
     await import(new URL("../agent/daemon.js", import.meta.url).href);
     return { wait: new Promise<void>(() => {}) };
   }

@@ -13,6 +13,19 @@ export async function run(_options: DoctorOptions, io: CommandIO): Promise<Comma
       const { openStore } = await import("../../../core/store/index.js");
       return (await openStore(ctx)).status();
     },
+    releaseLog: async () => {
+      // Only the agent holds the log's MAC key; without one running, there is nothing to check with.
+      const { reachAgent } = await import("../../../agent/start.js");
+      const agent = await reachAgent(ctx);
+      if (!agent) return undefined;
+      try {
+        const v = await agent.releaseLog();
+        const path = await import("node:path");
+        return { ...v, path: path.join(ctx.paths.configDir, "release.log") };
+      } finally {
+        agent.close();
+      }
+    },
   });
   if (report.atRisk) {
     const { high, medium } = report.summary;

@@ -1,0 +1,291 @@
+/**
+ * The caller-aware release policy end to end: the built agent (`--policy ask`, the default),
+ * real callers in tmux panes and in the background, a real pinentry-tty on the terminal the
+ * agent was started from, the MAC-chained log, `agent log` and `doctor`.
+ */
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { PROTOCOL_VERSION } from "../../src/agent/protocol.js";
+import { BIN } from "../helpers/cli.js";
+import { runProcess } from "../helpers/process.js";
+import { hasCommand } from "../helpers/require-tool.js";
+import { startTmux, type Tmux } from "../helpers/tmux.js";
+import { SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
+import { agentStatus, killAgent, waitFor, type Status } from "./helpers.js";
+
+const tools = ["tmux", "pinentry-tty"].filter((t) => !hasCommand(t));
+if (tools.length && process.env.CI === "true") throw new Error(`missing ${tools.join(", ")} (see .ci/run)`);
+const skip = tools.length ? `missing: apt-get install -y ${tools.join(" ")}` : false;
+
+interface Rec {
+  seq: number;
+  decision: string;
+  rule: string;
+  caller: { pid: number; exe?: string; argv?: string[]; tty?: string };
+  request: { resource?: string };
+}
+
+describe("release policy: who asks, the person confirms, the log", { timeout: 240_000, skip }, () => {
+  let s: SignedIn;
+  let tmux: Tmux;
+  let st: Status | undefined;
+  let promptPane: ReturnType<Tmux["pane"]>;
+  let n = 0;
+  const azkeep = `${process.execPath} ${BIN}`;
+
+  /** Runs a shell line in a pane (a shell), waits for it; returns exit code, stdout, stderr. */
+  async function inPane(pane: { target: string }, line: string, ms = 30_000) {
+    const base = join(s.home, `run${n++}`);
+    tmux.type(pane.target, `${line} >${base}.out 2>${base}.err; echo $? >${base}.rc`);
+    tmux.send(pane.target, "Enter");
+    await waitFor(() => existsSync(`${base}.rc`) && readFileSync(`${base}.rc`, "utf8").endsWith("\n"), ms);
+    return {
+      code: Number(readFileSync(`${base}.rc`, "utf8")),
+      stdout: readFileSync(`${base}.out`, "utf8"),
+      stderr: readFileSync(`${base}.err`, "utf8"),
+    };
+  }
+  /** Starts a line in a pane without waiting; returns a waiter. */
+  function startInPane(pane: { target: string }, line: string) {
+    const base = join(s.home, `run${n++}`);
+    tmux.type(pane.target, `${line} >${base}.out 2>${base}.err; echo $? >${base}.rc`);
+    tmux.send(pane.target, "Enter");
+    return async () => {
+      await waitFor(
+        () => existsSync(`${base}.rc`) && readFileSync(`${base}.rc`, "utf8").endsWith("\n"),
+        30_000,
+      );
+      return {
+        code: Number(readFileSync(`${base}.rc`, "utf8")),
+        stdout: readFileSync(`${base}.out`, "utf8"),
+        stderr: readFileSync(`${base}.err`, "utf8"),
+      };
+    };
+  }
+  function shellPane() {
+    const p = tmux.pane("sh", { ...s.env, AZKEEP_PINENTRY: "pinentry-tty", PS1: "$ " });
+    return p;
+  }
+  async function log(): Promise<Rec[]> {
+    const r = await s.cli(["agent", "log"]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as Rec[];
+  }
+  const promptScreen = () => tmux.capture(promptPane.target);
+
+  before(async () => {
+    s = await signedIn();
+    tmux = startTmux();
+    // The terminal the person starts the agent from: pinentry asks there. After the start it
+    // runs `sleep`, so nothing but pinentry reads its keys.
+    const started = join(s.home, "start.rc");
+    promptPane = tmux.pane(
+      `${azkeep} agent start >${s.home}/start.out 2>&1; echo $? >${started}; exec sleep 600`,
+      {
+        ...s.env,
+        AZKEEP_PINENTRY: "pinentry-tty",
+      },
+    );
+    await waitFor(() => existsSync(started) && readFileSync(started, "utf8").endsWith("\n"), 30_000);
+    assert.equal(readFileSync(started, "utf8").trim(), "0", readFileSync(`${s.home}/start.out`, "utf8"));
+    st = await agentStatus(s);
+    assert.equal(st.locked, false);
+  });
+  after(async () => {
+    const now = await agentStatus(s).catch(() => undefined);
+    killAgent(st?.pid, st?.vaultPid, now?.pid, now?.vaultPid);
+    tmux?.kill();
+    await s?.close();
+  });
+
+  it("an unknown program asks → the prompt names it and the audience → approve → token; the same session again: no prompt", async () => {
+    const b = shellPane();
+    const done = startInPane(b, `${azkeep} account get-access-token --query accessToken -o tsv`);
+    const screen = await tmux.waitFor(promptPane.target, /\[ad\]\?/, 20_000);
+    const m = /pid (\d+) (\S+) (\S+) account get-access-token --query accessToken -o tsv/.exec(screen);
+    assert.ok(m, `the prompt names exe, argv, pid:\n${screen}`);
+    assert.equal(m[2], process.execPath);
+    assert.equal(m[3], BIN);
+    assert.match(screen, /a token for https:\/\/management\.azure\.com/);
+    assert.match(screen, new RegExp(`terminal: ${b.tty.replace(/\//g, "\\/")}`));
+    assert.match(screen, /10 min idle, at most 12 h/);
+    tmux.type(promptPane.target, "a");
+    const r = await done();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ey/);
+
+    tmux.clear(promptPane.target);
+    const again = await inPane(b, `${azkeep} account get-access-token --query expiresOn -o tsv`);
+    assert.equal(again.code, 0, again.stderr);
+    assert.doesNotMatch(promptScreen(), /\[ad\]\?/, "a second call from the approved session prompted");
+    const recs = await log();
+    const first = recs.find((x) => x.caller.pid === Number(m[1]));
+    assert.equal(first?.decision, "allow");
+    assert.equal(first?.rule, "confirm-terminal (confirmed)");
+    assert.equal(recs[recs.length - 1]?.rule, "session-approved");
+    assert.equal(recs[recs.length - 1]?.caller.tty, b.tty);
+    assert.doesNotMatch(
+      readFileSync(join(s.env.AZKEEP_CONFIG_DIR!, "release.log"), "utf8"),
+      /"ey[A-Za-z0-9_-]{20,}/,
+    );
+  });
+
+  it("cancel → denied: one ERROR line, exit 1", async () => {
+    const c = shellPane();
+    tmux.clear(promptPane.target);
+    const done = startInPane(c, `${azkeep} account get-access-token`);
+    await tmux.waitFor(promptPane.target, /\[ad\]\?/, 20_000);
+    tmux.type(promptPane.target, "d");
+    const r = await done();
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, "");
+    const lines = r.stderr.trimEnd().split("\n");
+    assert.equal(lines.filter((l) => l.startsWith("ERROR:")).length, 1, r.stderr);
+    assert.ok(lines.length <= 2 && !/\n\s+at /.test(r.stderr), r.stderr); // the message and its hint; no stack
+    assert.match(
+      lines[0]!,
+      /^ERROR: The agent did not release a token for https:\/\/management\.azure\.com to .* you denied it/,
+    );
+  });
+
+  it("the same-user attacker in the background (setsid, no terminal): CLI, shim and the raw socket get nothing, no prompt, a deny record each", async () => {
+    tmux.clear(promptPane.target);
+    const before = (await log()).length;
+    // runProcess starts each in its own session without a terminal, as an npm postinstall would.
+    const cli = await runProcess(process.execPath, [BIN, "account", "get-access-token"], {
+      env: s.env,
+      timeoutMs: 30_000,
+    });
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, /^ERROR: .* has no terminal .*azkeep agent policy allow --exe/m);
+    assert.doesNotMatch(cli.stdout + cli.stderr, /ey[A-Za-z0-9_-]{20,}/);
+    const shim = await runProcess(join(SHIM_DIR, "az"), ["account", "get-access-token"], {
+      env: { ...s.env, PATH: `${SHIM_DIR}:/usr/bin:/bin` },
+      timeoutMs: 30_000,
+    });
+    assert.notEqual(shim.code, 0);
+    assert.doesNotMatch(shim.stdout, /ey[A-Za-z0-9_-]{20,}/);
+    const raw = await runProcess(
+      process.execPath,
+      [
+        "-e",
+        `const s=require("net").connect(process.argv[1]);let b="";s.on("data",d=>b+=d);s.on("close",()=>process.stdout.write(b));` +
+          `s.write(JSON.stringify({id:1,op:"hello",version:${PROTOCOL_VERSION}})+"\\n"+JSON.stringify({id:2,op:"token",request:{resource:"https://management.azure.com"}})+"\\n");setTimeout(()=>s.end(),3000);`,
+        st!.socket,
+      ],
+      { env: s.env, timeoutMs: 30_000 },
+    );
+    assert.match(raw.stdout, /"id":2,"ok":false/);
+    assert.doesNotMatch(raw.stdout, /ey[A-Za-z0-9_-]{20,}/);
+    assert.doesNotMatch(promptScreen(), /\[ad\]\?/, "a background caller caused a prompt");
+    const recs = (await log()).slice(before);
+    const denies = recs.filter((x) => x.decision === "deny" && x.rule === "no-terminal");
+    assert.ok(denies.length >= 3, JSON.stringify(recs.map((x) => [x.caller.exe, x.rule])));
+    assert.ok(
+      denies.some((x) => x.caller.argv?.includes("-e")),
+      "the raw socket client is logged",
+    );
+  });
+
+  it("a process that reuses the pid of an approved session's leader is not approved", async (t) => {
+    if (!existsSync("/proc/sys/kernel/ns_last_pid") || process.getuid?.() !== 0)
+      return t.skip("needs root to set ns_last_pid");
+    const b = shellPane();
+    tmux.clear(promptPane.target);
+    const done = startInPane(b, `${azkeep} account get-access-token --query expiresOn -o tsv`);
+    await tmux.waitFor(promptPane.target, /\[ad\]\?/, 20_000);
+    tmux.type(promptPane.target, "a");
+    assert.equal((await done()).code, 0);
+    // The approved session's leader (the pane's shell) exits; a new one gets its pid.
+    tmux.killPane(b.target);
+    await waitFor(() => !existsSync(`/proc/${b.pid}`));
+    let d: ReturnType<Tmux["pane"]> | undefined;
+    // The tmux client takes pids of its own before the server forks the pane: measure how many.
+    let offset = 1;
+    for (let i = 0; i < 20 && d?.pid !== b.pid; i++) {
+      if (d) tmux.killPane(d.target);
+      const set = b.pid - offset;
+      writeFileSync("/proc/sys/kernel/ns_last_pid", String(set));
+      d = shellPane();
+      if (d.pid !== b.pid && d.pid > set && d.pid - set < 50) offset = d.pid - set;
+    }
+    assert.equal(d?.pid, b.pid, "could not reuse the pid (a busy machine); run again");
+    assert.equal(d.tty, b.tty, "the new leader has the same terminal too");
+    tmux.clear(promptPane.target);
+    const reuse = startInPane(d, `${azkeep} account get-access-token`);
+    await tmux.waitFor(promptPane.target, /\[ad\]\?/, 20_000);
+    tmux.type(promptPane.target, "d");
+    assert.equal((await reuse()).code, 1);
+  });
+
+  it("a policy file edited by another process → refused, nothing released", async () => {
+    const path = join(s.env.AZKEEP_CONFIG_DIR!, "policy.json");
+    writeFileSync(
+      path,
+      JSON.stringify({
+        version: 1,
+        defaults: { sessionIdle: "10m", sessionMax: "12h", promptTimeout: 60 },
+        rules: [{ name: "everything", action: "allow" }],
+        mac: "forged",
+      }),
+    );
+    try {
+      const r = await runProcess(process.execPath, [BIN, "account", "get-access-token"], {
+        env: s.env,
+        timeoutMs: 30_000,
+      });
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        /^ERROR: The agent's release policy is not trusted: .*policy\.json was changed outside azkeep/m,
+      );
+      assert.equal(r.stdout, "");
+      const last = (await log()).pop();
+      assert.equal(last?.rule, "policy-tampered");
+    } finally {
+      const { rmSync } = await import("node:fs");
+      rmSync(path, { force: true });
+    }
+  });
+
+  it("an edited or truncated log → `agent log` and `doctor` name the record", async () => {
+    const file = join(s.env.AZKEEP_CONFIG_DIR!, "release.log");
+    const original = readFileSync(file, "utf8");
+    const lines = original.trimEnd().split("\n");
+    try {
+      writeFileSync(
+        file,
+        `${[
+          lines[0],
+          lines[1]!
+            .replace('"allow"', '"deny"')
+            .replace('"deny"', '"allow"')
+            .replace(/"pid":\d+/, '"pid":1'),
+          ...lines.slice(2),
+        ].join("\n")}\n`,
+      );
+      const d = await s.cli(["doctor"]);
+      assert.equal(d.code, 3, d.stderr);
+      assert.match(
+        d.stdout,
+        /release log is broken: release\.log: record 2 \(line 2\) was changed outside azkeep/,
+      );
+      const l = await s.cli(["agent", "log"]);
+      assert.equal(l.code, 1);
+      assert.match(l.stderr, /^ERROR: The release log does not verify: release\.log: record 2/m);
+
+      writeFileSync(file, `${lines.slice(0, 3).join("\n")}\n`);
+      const t2 = await s.cli(["doctor"]);
+      assert.match(
+        t2.stdout,
+        new RegExp(`cut after record 3; the agent had written up to record ${lines.length}`),
+      );
+    } finally {
+      writeFileSync(file, original);
+    }
+    const ok = await s.cli(["doctor"]);
+    assert.doesNotMatch(ok.stdout, /release log is broken/);
+  });
+});
