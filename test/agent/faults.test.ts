@@ -58,7 +58,9 @@ describe("agent: concurrency and faults", { timeout: 300_000 }, () => {
   });
 
   it("two (five) racing `agent start`: exactly one agent", async () => {
-    const rs = await Promise.all(Array.from({ length: 5 }, () => s.cli(["agent", "start"])));
+    const rs = await Promise.all(
+      Array.from({ length: 5 }, () => s.cli(["agent", "start", "--policy", "open"])),
+    );
     for (const r of rs) assert.equal(r.code, 0, r.stderr);
     const pids = new Set(rs.map((r) => (JSON.parse(r.stdout) as Status).pid));
     assert.equal(pids.size, 1, "every start names the same agent");
