@@ -42,6 +42,10 @@ export type {
   Secrets,
   ProviderName,
 } from "../core/store/index.js";
+// The agent's client (docs/agent.md): for tools that talk to a running agent themselves.
+export { AgentConnection, AgentGoneError, connectAgent } from "../agent/client.js";
+export { agentSocketPath, PROTOCOL_VERSION } from "../agent/protocol.js";
+export type { AgentStatus, AgentToken, RunInfo, TokenQuery } from "../agent/protocol.js";
 export type { Cloud } from "../core/clouds.js";
 
 export interface AzkeepCredentialOptions {

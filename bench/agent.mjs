@@ -1,0 +1,170 @@
+// The agent (docs/agent.md): a cached `azkeep account get-access-token` answered by the agent,
+// side by side with bare `node -e 0` in one run (clean environment, and with the system CA
+// bundle), for the key provider of AZKEEP_STORE_PROVIDER (default insecure-file; run it once
+// per provider, see docs/benchmarks.md); then the agent's answer latency at 1,000 requests/s
+// from 20 connections, and its idle RSS (front + vault).
+import { readFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ALICE, BIN, REPO, azkeepStoreEnv, baseEnv, measure, median, must, option, run } from "./lib.mjs";
+
+const RUNS = Number(option("--runs", "21"));
+const RATE = Number(option("--rate", "1000"));
+const CLIENTS = Number(option("--clients", "20"));
+const SECONDS = Number(option("--seconds", "5"));
+const PASSPHRASE = "bench-passphrase-for-the-agent";
+
+function rssMiB(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+function pct(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+async function main() {
+  const lib = await import(join(REPO, "dist", "lib", "index.js"));
+  const { startEmulator } = await import(join(REPO, "dist", "lib", "emulator.js"));
+  const root = mkdtempSync(join(tmpdir(), "azkeep-bench-agent-"));
+  const emu = await startEmulator({ dataDir: join(root, "emulator") });
+  const base = baseEnv(root, process.env.TZ ?? "UTC");
+  const storeEnv = azkeepStoreEnv(root);
+  const provider = storeEnv.AZKEEP_STORE_PROVIDER;
+  const env = { ...base, ...storeEnv };
+  let status;
+  try {
+    const loginEnv = {
+      ...env,
+      ...emu.env,
+      ...(provider === "passphrase" ? { AZKEEP_PASSPHRASE: PASSPHRASE } : {}),
+    };
+    must(
+      await run(
+        process.execPath,
+        [BIN, "login", "-u", ALICE.upn, "--password-stdin"],
+        loginEnv,
+        ALICE.password,
+      ),
+      "login",
+    );
+    must(await run(process.execPath, [BIN, "account", "get-access-token"], loginEnv), "get-access-token");
+    must(await run(process.execPath, [BIN, "agent", "start"], env), "agent start");
+    const paths = lib.resolvePaths(env);
+    const socketPath = lib.agentSocketPath(paths, env);
+    const conn = await lib.connectAgent({ socketPath, configDir: paths.configDir });
+    status = await conn.unlock(async () => PASSPHRASE);
+    status = await conn.status();
+    conn.close();
+    if (status.locked) throw new Error("the agent did not unlock");
+    // Every measured client must go through the agent: agent-only mode proves it (a client
+    // that tried to open the store itself would fail and end the run).
+    must(await run(process.execPath, [BIN, "agent", "start", "--agent-only"], env), "agent-only");
+
+    const systemCa = "/etc/ssl/certs/ca-certificates.crt";
+    const scenarios = [{ name: "clean", extra: {} }];
+    if (existsSync(systemCa))
+      scenarios.push({ name: "system CA bundle", extra: { NODE_EXTRA_CA_CERTS: systemCa } });
+    const cmds = [];
+    for (const sc of scenarios) {
+      const e = { ...env, ...sc.extra };
+      cmds.push(
+        { key: `${sc.name}: node -e 0`, argv: [process.execPath, "-e", "0"], env: e },
+        {
+          key: `${sc.name}: azkeep account get-access-token (agent)`,
+          argv: [process.execPath, BIN, "account", "get-access-token", "--only-show-errors"],
+          env: e,
+        },
+      );
+    }
+    await measure(2, cmds);
+    const raw = await measure(RUNS, cmds);
+    const os = await import("node:os");
+    console.log(
+      `agent, cached get-access-token, provider ${provider}: medians of ${RUNS} interleaved runs (${new Date().toISOString()})`,
+    );
+    console.log(
+      `node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")}`,
+    );
+    console.log("");
+    console.log("| environment | command | wall ms | peak RSS MiB | wall / node | RSS / node |");
+    console.log("|---|---|---:|---:|---:|---:|");
+    for (const sc of scenarios) {
+      const node = raw[`${sc.name}: node -e 0`];
+      const mine = raw[`${sc.name}: azkeep account get-access-token (agent)`];
+      const nw = median(node.wall),
+        nr = median(node.rss),
+        w = median(mine.wall),
+        r = median(mine.rss);
+      console.log(`| ${sc.name} | node -e 0 | ${nw.toFixed(1)} | ${nr.toFixed(1)} | 1.00 | 1.00 |`);
+      console.log(
+        `| ${sc.name} | get-access-token via agent | ${w.toFixed(1)} | ${r.toFixed(1)} | ${(w / nw).toFixed(2)} | ${(r / nr).toFixed(2)} |`,
+      );
+      console.log(
+        `budget (${sc.name}): wall ≤ 1.15 × node ${w / nw <= 1.15 ? "met" : "MISSED"}; RSS ≤ 1.2 × node ${r / nr <= 1.2 ? "met" : "MISSED"}`,
+      );
+    }
+
+    // Latency at RATE requests/s from CLIENTS connections (each paced on its own timer).
+    const conns = await Promise.all(
+      Array.from({ length: CLIENTS }, () => lib.connectAgent({ socketPath, configDir: paths.configDir })),
+    );
+    for (const c of conns) await c.getToken({ resourceType: "arm" }); // warm
+    const lat = [];
+    let errors = 0;
+    const perClientMs = (1000 * CLIENTS) / RATE;
+    const end = performance.now() + SECONDS * 1000;
+    const t0 = performance.now();
+    await Promise.all(
+      conns.map(async (c, i) => {
+        let next = performance.now() + (i * perClientMs) / CLIENTS;
+        const pending = [];
+        while (next < end) {
+          const wait = next - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          const s = performance.now();
+          pending.push(
+            c.getToken({ resourceType: "arm" }).then(
+              () => lat.push(performance.now() - s),
+              () => errors++,
+            ),
+          );
+          next += perClientMs;
+        }
+        await Promise.all(pending);
+      }),
+    );
+    const elapsed = (performance.now() - t0) / 1000;
+    for (const c of conns) c.close();
+    console.log("");
+    console.log(
+      `answer latency, ${lat.length} token requests in ${elapsed.toFixed(1)} s (${(lat.length / elapsed).toFixed(0)}/s) from ${CLIENTS} connections: ` +
+        `p50 ${pct(lat, 50).toFixed(3)} ms, p99 ${pct(lat, 99).toFixed(3)} ms, max ${Math.max(...lat).toFixed(2)} ms, errors ${errors} ` +
+        `(budget p99 < 1 ms: ${pct(lat, 99) < 1 ? "met" : "MISSED"})`,
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+    console.log(
+      `idle RSS: front ${rssMiB(status.pid).toFixed(1)} MiB, vault ${rssMiB(status.vaultPid).toFixed(1)} MiB (locked agent: the front only)`,
+    );
+  } finally {
+    await run(process.execPath, [BIN, "agent", "stop"], env).catch(() => {});
+    for (const pid of [status?.pid, status?.vaultPid])
+      if (pid)
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+    await emu.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
