@@ -315,6 +315,9 @@ export class AgentServer {
             // The passphrase frame must reach the vault only: stop reading here, answer, and
             // hand the socket over before the client sends it.
             handedOver = true;
+            // pause() alone keeps libuv reading into the stream's buffer (the passphrase would
+            // land here); readStop leaves the next bytes in the kernel for the vault.
+            (socket as unknown as { _handle?: { readStop?: () => number } })._handle?.readStop?.();
             socket.pause();
             socket.setTimeout(0);
             this.sockets.delete(socket);

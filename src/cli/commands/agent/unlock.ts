@@ -10,15 +10,21 @@ import { runningAgent } from "./common.js";
 export const run: CommandRun<Record<string, never>> = async (_flags, io) => {
   const agent = await runningAgent(io.ctx);
   try {
-    const status = await agent.unlock(async () => {
+    await agent.unlock(async () => {
       if (!io.ctx.prompter.interactive)
         throw new UsageError(
           "`azkeep agent unlock` asks for the store's passphrase on a terminal; run it in one.",
         );
       return io.ctx.prompter.ask("Passphrase of the azkeep store: ", { secret: true });
     });
-    return { value: status };
   } finally {
     agent.close();
+  }
+  // The vault answered the passphrase and closed that connection: the status is asked anew.
+  const again = await runningAgent(io.ctx);
+  try {
+    return { value: await again.status() };
+  } finally {
+    again.close();
   }
 };
