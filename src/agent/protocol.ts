@@ -133,7 +133,7 @@ export type WriteOp =
   /** `logout` / `account clear`: drop these users (or all when `usernames` is absent). */
   | { kind: "signout"; usernames?: string[] }
   /** `account set`: make this subscription (id or name) the default. */
-  | { kind: "set-default"; subscription: string };
+  | { kind: "set-default"; subscription: string; username?: string };
 
 // ---------------------------------------------------------------------------------------------
 // Responses

@@ -174,7 +174,11 @@ async function write(w: WriteOp): Promise<unknown> {
   const activeCloud = await deps.activeCloud();
   switch (w.kind) {
     case "set-default":
-      return setAccount(store, { subscription: w.subscription, activeCloud });
+      return setAccount(store, {
+        subscription: w.subscription,
+        activeCloud,
+        ...(w.username ? { username: w.username } : {}),
+      });
     case "signout":
       return logout(ctx, store, { activeCloud, ...(w.usernames?.[0] ? { username: w.usernames[0] } : {}) });
     default:

@@ -80,6 +80,13 @@ describe("agent: start, clients through it, lock, unlock, stop", { timeout: 180_
         "https://management.azure.com/subscriptions?api-version=2022-12-01",
       ]);
       assert.equal(rest.code, 0, rest.stderr);
+      // Writes go through the agent too (this process may not unseal the store).
+      const subs = JSON.parse(list.stdout) as { id: string; isDefault: boolean }[];
+      const other = subs.find((x) => !x.isDefault) ?? subs[0]!;
+      const set = await s.cli(["account", "set", "--subscription", other.id]);
+      assert.equal(set.code, 0, set.stderr);
+      const shown = await s.cli(["account", "show", "--query", "id", "-o", "tsv"]);
+      assert.equal(shown.stdout.trim(), other.id);
     } finally {
       setMode(s, "direct");
     }
@@ -117,5 +124,21 @@ describe("agent: start, clients through it, lock, unlock, stop", { timeout: 180_
     assert.equal((JSON.parse(after.stdout) as Status).running, false);
     // Without an agent (and not agent-only) the direct path answers as before.
     assert.equal((await s.cli(["account", "get-access-token"])).code, 0);
+  });
+
+  it("logout through the agent in agent-only mode: the sign-in is gone from the sealed store", async () => {
+    st = await startAgent(s, ["--agent-only"]);
+    try {
+      const r = await s.cli(["logout"]);
+      assert.equal(r.code, 0, r.stderr);
+      const t = await s.cli(["account", "get-access-token"]);
+      assert.equal(t.code, 1);
+      assert.match(t.stderr, /azkeep login/);
+    } finally {
+      await s.cli(["agent", "start", "--no-agent-only"]);
+      await s.cli(["agent", "stop"]);
+    }
+    // Read directly now that agent-only mode is off: the agent wrote the sealed store.
+    assert.equal((await s.secrets()).refreshTokens.length, 0);
   });
 });

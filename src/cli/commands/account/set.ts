@@ -12,6 +12,12 @@ export const run: CommandRun<{ subscription?: string; name?: string; username?: 
       hint: "Run `azkeep account set --subscription <id or name>`.",
     });
   }
+  // Through the agent when it runs (agent-only mode: only then); it writes the sealed store.
+  const { withAgent } = await import("../../../agent/attach.js");
+  const via = await withAgent(io.ctx, (a) =>
+    a.write({ kind: "set-default", subscription, ...(flags.username ? { username: flags.username } : {}) }),
+  );
+  if (via.via === "agent") return {};
   const { store, activeCloud } = await openAccounts(io.ctx);
   const { setAccount } = await import("../../../core/profile/ops.js");
   await setAccount(store, {
