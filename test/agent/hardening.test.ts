@@ -10,6 +10,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { publicShipped } from "../helpers/public-copy.js";
 import { REPO, signedIn, type SignedIn } from "../tokens/signed-in.js";
 import { runProcess } from "../helpers/process.js";
 import { agentStatus, alive, killAgent, startAgent, waitFor, type Status } from "./helpers.js";
@@ -111,11 +112,15 @@ describe(
           AZKEEP_STORE_PROVIDER: "insecure-file",
         };
         // The agent, as uid 65534, with its own HOME.
-        const agent = spawn("setpriv", [...NOBODY, process.execPath, join(REPO, "dist/agent/daemon.js")], {
-          env,
-          stdio: ["ignore", "ignore", "pipe"],
-          detached: true,
-        });
+        const agent = spawn(
+          "setpriv",
+          [...NOBODY, process.execPath, join(publicShipped(), "dist/agent/daemon.js")],
+          {
+            env,
+            stdio: ["ignore", "ignore", "pipe"],
+            detached: true,
+          },
+        );
         let log = "";
         agent.stderr.on("data", (d: Buffer) => (log += d.toString()));
         try {

@@ -21,7 +21,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { canSwitchUser, runAsOtherUser } from "../helpers/other-user.js";
-import { SHIM_DIR } from "../tokens/signed-in.js";
+import { publicShipped } from "../helpers/public-copy.js";
+
+/** The shim as shipped, in a folder the other uid can read (the checkout may be private). */
+const SHIM_DIR = join(publicShipped(), "shim");
 
 const SHIM = join(SHIM_DIR, "az");
 /** Enough for two or three node processes (a node is ~7-11 tasks), never for a runaway chain. */
