@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { publicShipped } from "../helpers/public-copy.js";
-import { REPO, signedIn, type SignedIn } from "../tokens/signed-in.js";
+import { signedIn, type SignedIn } from "../tokens/signed-in.js";
 import { runProcess } from "../helpers/process.js";
 import { agentStatus, alive, killAgent, startAgent, waitFor, type Status } from "./helpers.js";
 import { memoryContains } from "./memory.js";
