@@ -5,10 +5,10 @@ export const register: RegisterGroup = (program, lazy) => {
     .command("exec")
     .summary("run a command that gets its tokens from a private managed-identity endpoint")
     .description(
-      "run CMD with a per-run managed-identity endpoint on 127.0.0.1 that the Azure SDKs, Terraform,\n" +
-        "Pulumi, kubelogin and the Azure CLI (`az login --identity`) already speak. The child gets access\n" +
-        "tokens for the audiences it asks for, in one subscription and tenant, while it runs; never a\n" +
-        "refresh token or a secret. Only CMD and its descendants may call the endpoint.\n" +
+      "run CMD with a per-run managed-identity endpoint on 127.0.0.1 that the Azure SDKs, Terraform, " +
+        "Pulumi, kubelogin and the Azure CLI (`az login --identity`) already speak. The child gets access " +
+        "tokens for the audiences it asks for, in one subscription and tenant, while it runs; never a " +
+        "refresh token or a secret. Only CMD and its descendants may call the endpoint. " +
         "Exit code: CMD's own (128+n when a signal ended it).",
     )
     .option(
