@@ -16,9 +16,13 @@ import {
   applyQuery,
   checkQuery,
   formatOutput,
+  invalidOutputMessage,
   isOutputFormat,
   type OutputFormat,
 } from "./output/format.js";
+import { UsageError } from "../core/errors.js";
+
+const USAGE_HINT = "Run 'azkeep --help' (or the command with --help) to see the usage.";
 import { VERSION } from "./version.js";
 
 export interface RunIO {
@@ -82,8 +86,11 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
     )
     .version(VERSION, "-v, --version", "print azkeep's version")
     .addOption(
-      new Option("-o, --output <format>", "output format")
-        .choices(OUTPUT_FORMATS as unknown as string[])
+      new Option("-o, --output <format>", `output format: ${OUTPUT_FORMATS.join(", ")}`)
+        .argParser((v: string) => {
+          if (!isOutputFormat(v)) throw new UsageError(invalidOutputMessage(v), { hint: USAGE_HINT });
+          return v;
+        })
         .default(globals.output),
     )
     .option("--query <jmespath>", "JMESPath query applied to the result (https://jmespath.org)")
@@ -134,8 +141,9 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
       if (globals.query) value = await applyQuery(value, globals.query);
       io.stdout(
         await formatOutput(value, globals.output, {
-          color: getCtx().color,
-          table: globals.query ? undefined : result.table,
+          color: globals.output === "jsonc" && getCtx().color,
+          table: result.table,
+          queryActive: globals.query !== undefined,
         }),
       );
     }
@@ -151,9 +159,7 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
       )
         return EXIT.ok;
       const msg = e.message.replace(/^error:\s*/i, "");
-      io.stderr(
-        `ERROR: ${redact(msg)}\nRun 'azkeep --help' (or the command with --help) to see the usage.\n`,
-      );
+      io.stderr(`ERROR: ${redact(msg)}\n${USAGE_HINT}\n`);
       return EXIT.usage;
     }
     const { text, code } = errorText(e, { debug: globals.debug });
@@ -183,12 +189,24 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
+  // A reader that went away (`| head`, `| true`) is no error: stop writing, exit 0, as az.
+  let stdoutClosed = false;
+  const onStdoutError = (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+    stdoutClosed = true;
+  };
+  const onStderrError = (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+  };
+  process.stdout.on("error", onStdoutError);
+  process.stderr.on("error", onStderrError);
   try {
-    return await run(argv, {
-      stdout: (s) => void process.stdout.write(s),
-      stderr: (s) => void process.stderr.write(s),
+    const code = await run(argv, {
+      stdout: (s) => void (stdoutClosed || process.stdout.write(s)),
+      stderr: (s) => void (process.stderr.destroyed || process.stderr.write(s)),
       signal: controller.signal,
     });
+    return stdoutClosed ? EXIT.ok : code;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

@@ -18,7 +18,7 @@ import { dirname, join } from "node:path";
 import { EXIT } from "../cli/exit-codes.js";
 import { VERSION } from "../cli/version.js";
 import { route, type Route } from "./route.js";
-import { abortOnSignals, errorText, runParsed, SHIM_AZ_VERSION, writeAllSync } from "./run.js";
+import { abortOnSignals, errorText, readerGone, runParsed, SHIM_AZ_VERSION, writeAllSync } from "./run.js";
 
 export { SHIM_AZ_VERSION } from "./run.js";
 
@@ -125,7 +125,7 @@ async function versionText(io: ShimIO): Promise<number> {
 export async function main(argv: readonly string[], scriptPath: string): Promise<number> {
   const signals = abortOnSignals();
   try {
-    return await runShim(argv, {
+    const code = await runShim(argv, {
       stdout: (s) => writeAllSync(1, s),
       stderr: (s) => writeAllSync(2, s),
       env: process.env,
@@ -135,6 +135,7 @@ export async function main(argv: readonly string[], scriptPath: string): Promise
         return signals.signal;
       },
     });
+    return readerGone(1) ? 0 : code;
   } finally {
     signals.dispose();
   }

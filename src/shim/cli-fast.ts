@@ -8,7 +8,7 @@
 import { RESOURCE_TYPES } from "../core/clouds.js";
 import { isOutputFormat } from "../cli/output/format.js";
 import { parseShimArgs, type ParsedShimArgs } from "./argv.js";
-import { abortOnSignals, runParsed, writeAllSync } from "./run.js";
+import { abortOnSignals, readerGone, runParsed, writeAllSync } from "./run.js";
 
 /** Loads the full frame (`dist/cli/main.js`); given by bin, so this bundle does not contain it. */
 export type FrameLoader = () => Promise<{ main: (argv: readonly string[]) => Promise<number> }>;
@@ -42,7 +42,7 @@ export async function main(argv: readonly string[], frame: FrameLoader): Promise
   }
   const signals = abortOnSignals();
   try {
-    return await runParsed(
+    const code = await runParsed(
       parsed,
       {
         stdout: (s) => writeAllSync(1, s),
@@ -54,6 +54,7 @@ export async function main(argv: readonly string[], frame: FrameLoader): Promise
       },
       "azkeep",
     );
+    return readerGone(1) ? 0 : code;
   } finally {
     signals.dispose();
   }

@@ -9,7 +9,15 @@ import { createNodeContext, type Context } from "../core/context.js";
 import { RESOURCE_TYPES, type ResourceType } from "../core/clouds.js";
 import { errorText as commandErrorText } from "../cli/error-text.js";
 import { EXIT } from "../cli/exit-codes.js";
-import { applyQuery, formatOutput, isOutputFormat, type OutputFormat } from "../cli/output/format.js";
+import { accountTable } from "../cli/output/account-table.js";
+import {
+  applyQuery,
+  checkQuery,
+  formatOutput,
+  invalidOutputMessage,
+  isOutputFormat,
+  type OutputFormat,
+} from "../cli/output/format.js";
 import { findSubscription } from "../core/profile/accounts.js";
 import { listAccounts } from "../core/profile/ops.js";
 import { openTokenDeps } from "../core/tokens/deps.js";
@@ -132,6 +140,16 @@ export function errorText(e: unknown, mode: Mode, debug: boolean): { text: strin
   });
 }
 
+/** The frame's `--query` error as is for azkeep; for the shim, az's one line without a hint. */
+async function asUsage<T>(p: Promise<T>, mode: Mode): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (mode === "az" && e instanceof Error) throw new ShimUsageError(e.message);
+    throw e;
+  }
+}
+
 /** Answers `p`; resolves the exit code. */
 export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promise<number> {
   const envOutput = mode === "az" ? io.env.AZURE_CORE_OUTPUT : io.env.AZKEEP_CORE_OUTPUT;
@@ -139,9 +157,7 @@ export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promi
     let output: OutputFormat = envOutput && isOutputFormat(envOutput) ? envOutput : "json";
     if (p.globals.output !== undefined) {
       if (!isOutputFormat(p.globals.output)) {
-        throw new ShimUsageError(
-          `argument --output/-o: invalid choice: '${p.globals.output}' (choose from 'json', 'jsonc', 'none', 'table', 'tsv', 'yaml', 'yamlc')`,
-        );
+        throw new ShimUsageError(invalidOutputMessage(p.globals.output));
       }
       output = p.globals.output;
     }
@@ -155,21 +171,19 @@ export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promi
         return io.signal;
       },
     });
+    // A query that does not parse fails before the command acts (no store opened, no
+    // warning), as in the frame; az: an argument error (exit 2), in the frame's words.
+    if (p.globals.query !== undefined) await asUsage(checkQuery(p.globals.query), mode);
     const value = await answer(p, ctx, io, mode);
-    let shown = value;
-    if (p.globals.query !== undefined) {
-      try {
-        shown = await applyQuery(value, p.globals.query);
-      } catch (e) {
-        // az: a bad JMESPath is an argument error (exit 2), not a crash.
-        throw new ShimUsageError(
-          `argument --query: invalid jmespath_type value: '${p.globals.query}' (${(e as Error).message})`,
-        );
-      }
-    }
+    const shown =
+      p.globals.query !== undefined ? await asUsage(applyQuery(value, p.globals.query), mode) : value;
     // ctx.color looks at stderr: only when it matters (jsonc), to keep the hot path lean.
     io.stdout(
-      await formatOutput(shown, output, { color: output === "jsonc" && mode === "azkeep" && ctx.color }),
+      await formatOutput(shown, output, {
+        color: output === "jsonc" && mode === "azkeep" && ctx.color,
+        queryActive: p.globals.query !== undefined,
+        ...(p.command === "account list" ? { table: accountTable } : {}),
+      }),
     );
     return EXIT.ok;
   } catch (e) {
@@ -185,6 +199,7 @@ export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promi
  * up; and the output is complete when the process exits right after.
  */
 export function writeAllSync(fd: number, text: string): void {
+  if (closedFds.has(fd)) return;
   let buf = Buffer.from(text, "utf8");
   let spins = 0;
   while (buf.length > 0) {
@@ -192,11 +207,24 @@ export function writeAllSync(fd: number, text: string): void {
       const n = writeSync(fd, buf);
       buf = buf.subarray(n);
     } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // The reader went away (`| head`, `| true`): nothing more to say there; az exits 0.
+      if (code === "EPIPE") {
+        closedFds.add(fd);
+        return;
+      }
       // A non-blocking pipe that is full: wait a little for the reader.
-      if ((e as NodeJS.ErrnoException).code !== "EAGAIN" || ++spins > 10_000) throw e;
+      if (code !== "EAGAIN" || ++spins > 10_000) throw e;
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
     }
   }
+}
+
+const closedFds = new Set<number>();
+
+/** Whether a write to `fd` found its reader gone (then the exit code is 0, as az's). */
+export function readerGone(fd: number): boolean {
+  return closedFds.has(fd);
 }
 
 /**

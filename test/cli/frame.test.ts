@@ -35,7 +35,7 @@ describe("command-line frame", () => {
   const usageCases: [string, string[], RegExp][] = [
     ["unknown option", ["--bogus"], /unknown option '--bogus'/],
     ["unknown command", ["frobnicate"], /unknown command 'frobnicate'/],
-    ["bad output format", ["-o", "xml", "emulator", "start"], /argument 'xml' is invalid/],
+    ["bad output format", ["-o", "xml", "emulator", "start"], /'xml' is not a valid value for '--output'/],
   ];
   for (const [name, args, re] of usageCases) {
     it(`usage error: ${name} → exit 2, one ERROR line, no stack`, async () => {

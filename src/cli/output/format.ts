@@ -1,8 +1,12 @@
 /**
- * Output formats with the Azure CLI's semantics (knack `output.py`): `json` is indented by two
- * with sorted keys, `tsv` puts a dict's values in sorted-key order on one line, lists one line
- * per element, nested dicts as empty strings and nested lists as their length.
+ * Output formats with the Azure CLI's semantics (knack `output.py`, tabulate, PyYAML): `json` is
+ * indented by two with sorted keys, `tsv` puts a dict's values in sorted-key order on one line
+ * (a `--query` multiselect keeps its own order), lists one line per element, nested dicts as
+ * empty strings, nested lists as their length, booleans and null as Python prints them
+ * (`True`, `None`); a `null` result prints nothing in every format. Compared with the real
+ * az 2.45 in `test/interop/az-conformance.test.ts`.
  */
+import type * as YamlTypes from "yaml";
 import { UsageError } from "../../core/errors.js";
 
 export const OUTPUT_FORMATS = ["json", "jsonc", "tsv", "table", "yaml", "yamlc", "none"] as const;
@@ -17,7 +21,10 @@ export type TableTransformer = (value: unknown) => Record<string, unknown>[];
 
 export interface FormatOptions {
   color: boolean;
+  /** The command's table transformer; not used when a `--query` is active. */
   table?: TableTransformer | undefined;
+  /** A `--query` was applied (table columns keep their order; knack's `is_query_active`). */
+  queryActive?: boolean;
 }
 
 function sortKeysDeep(value: unknown): unknown {
@@ -56,28 +63,56 @@ export function formatJsonc(value: unknown, color: boolean): string {
   );
 }
 
-function tsvCell(v: unknown): string {
-  if (Array.isArray(v)) return String(v.length);
-  if (v === null || v === undefined) return "";
-  if (typeof v === "object") return "";
-  if (typeof v === "boolean") return v ? "true" : "false";
+/**
+ * Objects a `--query` made (a multiselect hash `{Name:name, Id:id}`): az keeps their key order
+ * in tsv and table (knack's JMESPath runs with an OrderedDict), where it sorts the command's own.
+ */
+const queryMade = new WeakSet<object>();
+
+/** Whether `o` was made by the `--query` (its key order is the query's). */
+export function madeByQuery(o: object): boolean {
+  return queryMade.has(o);
+}
+
+function collectObjects(value: unknown, into: WeakSet<object>): void {
+  if (value === null || typeof value !== "object" || into.has(value)) return;
+  into.add(value);
+  for (const v of Array.isArray(value) ? value : Object.values(value)) collectObjects(v, into);
+}
+
+function markQueryMade(value: unknown, original: WeakSet<object>): void {
+  if (value === null || typeof value !== "object" || original.has(value)) return;
+  if (!Array.isArray(value)) queryMade.add(value);
+  for (const v of Array.isArray(value) ? value : Object.values(value)) markQueryMade(v, original);
+}
+
+/** A scalar as Python's `str()` prints it (knack's tsv and tabulate's table cells). */
+function pyStr(v: unknown): string {
+  if (v === null || v === undefined) return "None";
+  if (typeof v === "boolean") return v ? "True" : "False";
   if (typeof v === "string") return v;
   if (typeof v === "number" || typeof v === "bigint") return v.toString();
   return "";
+}
+
+function tsvCell(v: unknown): string {
+  if (Array.isArray(v)) return String(v.length);
+  if (v !== null && typeof v === "object") return "";
+  return pyStr(v);
 }
 
 function tsvRow(v: unknown): string {
   if (Array.isArray(v)) return v.map(tsvCell).join("\t");
   if (v !== null && typeof v === "object") {
     const rec = v as Record<string, unknown>;
-    return Object.keys(rec)
-      .sort()
-      .map((k) => tsvCell(rec[k]))
-      .join("\t");
+    const keys = madeByQuery(rec) ? Object.keys(rec) : Object.keys(rec).sort();
+    return keys.map((k) => tsvCell(rec[k])).join("\t");
   }
+  if (typeof v === "boolean") return v ? "true" : "false";
   return tsvCell(v);
 }
 
+/** knack's `_TsvOutput`: one line per element of a list; a dict's values tab-separated. */
 export function formatTsv(value: unknown): string {
   if (value === null || value === undefined) return "";
   const rows = Array.isArray(value) ? value : [value];
@@ -88,43 +123,106 @@ function capitalizeFirst(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
-export function formatTable(value: unknown, transformer?: TableTransformer): string {
-  let rows: Record<string, unknown>[];
-  if (transformer) rows = transformer(value);
-  else {
-    const list = Array.isArray(value) ? value : [value];
-    rows = list.map((item) =>
-      item !== null && typeof item === "object" && !Array.isArray(item)
-        ? (item as Record<string, unknown>)
-        : { Result: item },
-    );
-  }
-  if (rows.length === 0) return "";
-  const columns: string[] = [];
-  for (const r of rows)
-    for (const k of Object.keys(r)) {
-      const v = r[k];
-      if (v !== null && typeof v === "object") continue; // nested values are left out, as az does
-      if (!columns.includes(k)) columns.push(k);
+/** Keys knack's table leaves out. */
+const TABLE_SKIP_KEYS = new Set(["id", "type", "etag"]);
+
+/** knack's `_auto_table_item`: a dict's scalar values, a list's items as Column1…, else Result. */
+function tableItem(item: unknown, sortKeys: boolean): Map<string, unknown> {
+  const row = new Map<string, unknown>();
+  if (Array.isArray(item)) {
+    item.forEach((v, i) => row.set(`Column${i + 1}`, v));
+  } else if (item !== null && typeof item === "object") {
+    const rec = item as Record<string, unknown>;
+    const keys = sortKeys ? Object.keys(rec).sort() : Object.keys(rec);
+    for (const k of keys) {
+      if (TABLE_SKIP_KEYS.has(k)) continue;
+      const v = rec[k];
+      if (v === null || v === undefined || typeof v === "object") continue;
+      row.set(capitalizeFirst(k), v);
     }
-  if (!transformer) columns.sort();
-  const headers = columns.map(capitalizeFirst);
-  const cells = rows.map((r) => columns.map((c) => tsvCell(r[c])));
-  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)));
+  } else {
+    row.set("Result", item);
+  }
+  return row;
+}
+
+/**
+ * `-o table` as knack prints it (tabulate's "simple" format): columns in the order first seen,
+ * each as wide as its widest cell and at least its header plus two, two spaces between, lines
+ * without trailing blanks. Keys are sorted unless a `--query` is active or the command has a
+ * transformer (then they keep their order).
+ */
+export function formatTable(value: unknown, transformer?: TableTransformer, queryActive = false): string {
+  const source = transformer ? transformer(value) : value;
+  const list = Array.isArray(source) ? (source as unknown[]) : [source];
+  const sortKeys = !transformer && !queryActive;
+  const rows = list.map((item) => tableItem(item, sortKeys));
+  const columns: string[] = [];
+  for (const r of rows) for (const k of r.keys()) if (!columns.includes(k)) columns.push(k);
+  if (columns.length === 0) return "\n"; // az prints an empty line for an empty table
+  const cells = rows.map((r) => columns.map((c) => (r.has(c) ? pyStr(r.get(c)) : "")));
+  const widths = columns.map((h, i) => Math.max(h.length + 2, ...cells.map((row) => row[i]!.length)));
   const line = (vals: string[]) =>
     vals
       .map((v, i) => v.padEnd(widths[i]!))
       .join("  ")
       .trimEnd();
-  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n") + "\n";
+  return [line(columns), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n") + "\n";
 }
 
-/** Formats `value` for stdout in `format`; `--query` has been applied already. */
+/** `yaml`'s CommonJS module: bundled into ESM it has only `default`; required, it is itself. */
+type YamlModule = typeof YamlTypes;
+
+async function loadYaml(): Promise<YamlModule> {
+  const m: Record<string, unknown> = await import("yaml");
+  return (typeof m.stringify === "function" ? m : m.default) as YamlModule;
+}
+
+/**
+ * The `yaml` package's YAML 1.1 types, narrowed to PyYAML's resolvers: `y`/`n` are not booleans
+ * there, and a float needs a dot (and a signed exponent), so `1e5` stays a plain string.
+ */
+function pyYamlResolvers(tags: YamlTypes.Tags): YamlTypes.Tags {
+  return tags.map((t) => {
+    if (typeof t !== "object" || !("test" in t) || !t.test) return t;
+    const src = t.test.source;
+    if (t.tag === "tag:yaml.org,2002:bool")
+      return { ...t, test: new RegExp(src.replace(/^\^\(\?:[YN]\|[yn]\|/, "^(?:")) };
+    if (t.tag === "tag:yaml.org,2002:float" && "format" in t && t.format === "EXP")
+      return { ...t, test: /^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*[eE][-+][0-9]+$/ };
+    return t;
+  });
+}
+
+/**
+ * `-o yaml` as az prints it (PyYAML's `safe_dump`): keys sorted, block style, sequences not
+ * indented under their key, and strings that YAML 1.1 would read as another type (`yes`, `on`,
+ * dates, numbers, `null`, `~`) in single quotes, so a YAML 1.1 reader gets strings back. A
+ * plain scalar on its own ends with PyYAML's document end marker `...`.
+ */
+export async function formatYaml(value: unknown): Promise<string> {
+  const { stringify } = await loadYaml();
+  const text = stringify(sortKeysDeep(value), {
+    version: "1.1",
+    indentSeq: false,
+    singleQuote: true,
+    lineWidth: 80,
+    customTags: pyYamlResolvers,
+  });
+  const scalar = value === null || typeof value !== "object";
+  return scalar && !/^['"|>]/.test(text) ? `${text}...\n` : text;
+}
+
+/**
+ * Formats `value` for stdout in `format`; `--query` has been applied already. Nothing at all
+ * for `null` (a query that matched nothing), as az.
+ */
 export async function formatOutput(
   value: unknown,
   format: OutputFormat,
   options: FormatOptions,
 ): Promise<string> {
+  if (value === null || value === undefined) return "";
   switch (format) {
     case "none":
       return "";
@@ -135,12 +233,10 @@ export async function formatOutput(
     case "tsv":
       return formatTsv(value);
     case "table":
-      return formatTable(value, options.table);
+      return formatTable(value, options.queryActive ? undefined : options.table, options.queryActive);
     case "yaml":
-    case "yamlc": {
-      const { stringify } = await import("yaml");
-      return stringify(sortKeysDeep(value));
-    }
+    case "yamlc":
+      return formatYaml(value);
   }
 }
 
@@ -150,11 +246,16 @@ export async function formatOutput(
  */
 export async function applyQuery(value: unknown, query: string): Promise<unknown> {
   const { default: jmespath } = await import("jmespath");
+  let result: unknown;
   try {
-    return jmespath.search(value as Parameters<typeof jmespath.search>[0], query) as unknown;
+    result = jmespath.search(value as Parameters<typeof jmespath.search>[0], query) as unknown;
   } catch (e) {
     throw invalidQuery(query, e);
   }
+  const original = new WeakSet<object>();
+  collectObjects(value, original);
+  markQueryMade(result, original);
+  return result;
 }
 
 /** Parses `query` without running it, so a bad `--query` fails before the command acts. */
@@ -168,6 +269,14 @@ export async function checkQuery(query: string): Promise<void> {
     if (!(e instanceof Error && /expected argument \d+ to be type/.test(e.message)))
       throw invalidQuery(query, e);
   }
+}
+
+/** az's order of the formats in its messages (knack's `_FORMAT_DICT`). */
+const AZ_FORMAT_ORDER = ["json", "jsonc", "yaml", "yamlc", "table", "tsv", "none"];
+
+/** az's words for a bad `-o` (exit 2). */
+export function invalidOutputMessage(value: string): string {
+  return `'${value}' is not a valid value for '--output'. Allowed values: ${AZ_FORMAT_ORDER.join(", ")}.`;
 }
 
 function invalidQuery(query: string, e: unknown): UsageError {

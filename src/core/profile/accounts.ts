@@ -45,10 +45,32 @@ export function mergeSignIn(
   return added;
 }
 
-/** az's output shape for `login` and `account list`: `environmentName` renamed to `cloudName`. */
+/** az's key order for a subscription (what `--query … -o table` shows, as az's dict order). */
+const AZ_SUBSCRIPTION_ORDER = [
+  "id",
+  "name",
+  "state",
+  "user",
+  "isDefault",
+  "tenantId",
+  "homeTenantId",
+  "tenantDisplayName",
+  "tenantDefaultDomain",
+  "managedByTenants",
+] as const;
+
+/**
+ * az's output shape for `login` and `account list`: `environmentName` renamed to `cloudName`
+ * (last, as az appends it), the other keys in az's order.
+ */
 export function withCloudName(e: SubscriptionEntry): Record<string, unknown> {
   const { environmentName, ...rest } = e;
-  return { cloudName: environmentName, ...rest };
+  const out: Record<string, unknown> = {};
+  const r = rest as Record<string, unknown>;
+  for (const k of AZ_SUBSCRIPTION_ORDER) if (k in r) out[k] = r[k];
+  for (const k of Object.keys(r)) if (!(k in out)) out[k] = r[k];
+  out.cloudName = environmentName;
+  return out;
 }
 
 export function defaultEntry(profile: Profile, cloud: string): SubscriptionEntry | undefined {

@@ -40,12 +40,13 @@ export interface AzAccessToken {
 }
 
 export function toAzShape(r: TokenResponse, tenantGiven: boolean): AzAccessToken {
+  // az's own key order (what `--query @ -o table` shows); json/yaml/tsv sort them.
   const out: AzAccessToken = {
-    accessToken: r.accessToken,
-    expiresOn: formatExpiresOn(r.expiresOn),
-    expires_on: Math.floor(r.expiresOn),
-    tenant: r.tenant,
     tokenType: r.tokenType || "Bearer",
+    accessToken: r.accessToken,
+    expires_on: Math.floor(r.expiresOn),
+    expiresOn: formatExpiresOn(r.expiresOn),
+    tenant: r.tenant,
   };
   if (!tenantGiven) out.subscription = r.subscription;
   return out;

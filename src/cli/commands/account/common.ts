@@ -12,14 +12,4 @@ export async function openAccounts(ctx: Context): Promise<{ store: Store; active
   return { store, activeCloud: activeCloudName(settings) };
 }
 
-/** `-o table` columns of `account list` (az's transformer). */
-export function accountTable(value: unknown): Record<string, unknown>[] {
-  return (value as Record<string, unknown>[]).map((e) => ({
-    Name: e.name,
-    CloudName: e.cloudName,
-    SubscriptionId: e.id,
-    TenantId: e.tenantId,
-    State: e.state,
-    IsDefault: e.isDefault,
-  }));
-}
+export { accountTable } from "../../output/account-table.js";

@@ -11,7 +11,8 @@ import type { Lazy } from "../../command.js";
 export interface GetAccessTokenFlags {
   resource?: string;
   resourceType?: ResourceType;
-  scope?: string[];
+  /** `true` for a bare `--scope` (as az, the default resource then). */
+  scope?: string[] | true;
   subscription?: string;
   name?: string;
   tenant?: string;
@@ -40,7 +41,7 @@ export function registerGetAccessToken(account: Command, lazy: Lazy): void {
       ),
     )
     .option(
-      "--scope <scopes...>",
+      "--scope [scopes...]",
       "v2 scopes, e.g. https://graph.microsoft.com/.default (wins over --resource)",
     )
     .option(

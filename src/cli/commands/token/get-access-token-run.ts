@@ -16,7 +16,7 @@ export const run: CommandRun<GetAccessTokenFlags> = async (flags, io) => {
   const value = await getAccessToken(io.ctx, deps, {
     resource: flags.resource,
     resourceType: flags.resourceType,
-    scope: flags.scope,
+    scope: Array.isArray(flags.scope) ? flags.scope : undefined,
     subscription: flags.subscription ?? flags.name,
     tenant: flags.tenant,
     claimsChallenge: flags.claimsChallenge,
