@@ -5,6 +5,11 @@ import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+// `azkeep --version` names the build: the commit (with `-dirty` for uncommitted changes) and date.
+const git = (args) => spawnSync("git", args, { encoding: "utf8" });
+const commit = git(["rev-parse", "--short=12", "HEAD"]).stdout?.trim();
+const dirty = commit && git(["status", "--porcelain", "--untracked-files=no"]).stdout?.trim() ? "-dirty" : "";
+const buildId = `${commit ? commit + dirty : "unknown commit"} ${new Date().toISOString().slice(0, 10)}`;
 
 const entryPoints = {
   "cli/main": "src/cli/main.ts",
@@ -34,7 +39,7 @@ const common = {
   chunkNames: "chunks/[name]-[hash]",
   // Native addon: loaded from node_modules at run time.
   external: ["@napi-rs/keyring", "playwright-core", "oidc-provider", "koffi"],
-  define: { __AZKEEP_VERSION__: JSON.stringify(pkg.version) },
+  define: { __AZKEEP_VERSION__: JSON.stringify(pkg.version), __AZKEEP_BUILD__: JSON.stringify(buildId) },
   // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
   banner: {
     js: "import { createRequire as __azkeepCreateRequire } from 'node:module'; const require = __azkeepCreateRequire(import.meta.url);",

@@ -11,6 +11,8 @@ export interface GlobalOptions {
   output: OutputFormat;
   query: string | undefined;
   debug: boolean;
+  /** az's `--verbose`: INFO lines on stderr. */
+  verbose: boolean;
   onlyShowErrors: boolean;
 }
 

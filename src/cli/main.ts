@@ -4,7 +4,7 @@
  * `ERROR: …` line plus the next step, with the exit code from `exit-codes.ts`. Only the bin
  * script calls `process.exit`.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, Help, Option } from "commander";
 import { createNodeContext, type Context } from "../core/context.js";
 import { redact } from "../core/redact.js";
 import type { CommandIO, CommandResult, GlobalOptions, Lazy } from "./command.js";
@@ -15,6 +15,7 @@ import {
   OUTPUT_FORMATS,
   applyQuery,
   checkQuery,
+  commandRan,
   formatOutput,
   invalidOutputMessage,
   isOutputFormat,
@@ -23,12 +24,15 @@ import {
 import { UsageError } from "../core/errors.js";
 
 const USAGE_HINT = "Run 'azkeep --help' (or the command with --help) to see the usage.";
-import { VERSION } from "./version.js";
+import { environmentHelp, wrapText } from "./help-env.js";
+import { BUILD, VERSION } from "./version.js";
 
 export interface RunIO {
   stdout(text: string): void;
   stderr(text: string): void;
   env?: Record<string, string | undefined>;
+  /** The help's width (default: the terminal's, else COLUMNS, else 80). */
+  columns?: number;
   /** Builds the Context; tests pass fakes. */
   makeContext?: (globals: GlobalOptions) => Context;
   signal?: AbortSignal;
@@ -56,11 +60,13 @@ function preScan(argv: readonly string[], env: Record<string, string | undefined
     output,
     query: undefined,
     debug: before.includes("--debug"),
+    verbose: before.includes("--verbose"),
     onlyShowErrors: before.includes("--only-show-errors"),
   };
 }
 
 export async function run(argv: readonly string[], io: RunIO): Promise<number> {
+  const started = performance.now();
   const args = normalizeArgv(argv);
   const env = io.env ?? process.env;
   const globals = preScan(args, env);
@@ -70,6 +76,7 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
       ? io.makeContext(globals)
       : createNodeContext({
           debug: globals.debug,
+          verbose: globals.verbose,
           onlyShowErrors: globals.onlyShowErrors,
           env,
           signal: controller.signal,
@@ -77,11 +84,19 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
   const controller = new AbortController();
   io.signal?.addEventListener("abort", () => controller.abort(io.signal?.reason), { once: true });
 
+  if (args[0] === "--version" || args[0] === "-v") {
+    io.stdout(await versionText(getCtx()));
+    return EXIT.ok;
+  }
+  // Help is wrapped at the terminal's width (COLUMNS, else 80, when stdout is not a terminal).
+  const helpWidth =
+    (io.columns ?? (process.stdout.isTTY ? process.stdout.columns : undefined)) || Number(env.COLUMNS) || 80;
+
   let result: CommandResult | undefined;
   const program = new Command("azkeep");
   program
     .description(
-      "Sign in to Microsoft Entra ID and hand out Azure access tokens, as the Azure CLI does,\n" +
+      "Sign in to Microsoft Entra ID and hand out Azure access tokens, as the Azure CLI does, " +
         "with no usable token or secret in plain text on disk.",
     )
     .version(VERSION, "-v, --version", "print azkeep's version")
@@ -95,9 +110,21 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
     )
     .option("--query <jmespath>", "JMESPath query applied to the result (https://jmespath.org)")
     .option("--debug", "log what azkeep does to stderr (tokens and secrets are redacted)")
+    .option("--verbose", "print what azkeep does (INFO lines) to stderr, as az --verbose")
     .option("--only-show-errors", "print errors only, no warnings")
     .showHelpAfterError(false)
-    .configureHelp({ showGlobalOptions: true, sortSubcommands: true })
+    .configureHelp({
+      showGlobalOptions: true,
+      sortSubcommands: true,
+      helpWidth,
+      minWidthToWrap: 24,
+      // `(default: 300)`, not `(default: "300")`: a number is printed as one.
+      optionDescription(option) {
+        return Help.prototype.optionDescription
+          .call(this, option)
+          .replace(/\(default: "(-?\d+(?:\.\d+)?)"\)/, "(default: $1)");
+      },
+    })
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout(s),
@@ -106,8 +133,19 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
     })
     .addHelpText(
       "after",
-      "\nExit codes: 0 ok, 1 error, 2 usage error (see docs/exit-codes.md).\n" +
-        "Examples:\n  azkeep emulator start          run a local Entra ID + ARM emulator\n",
+      "\n" +
+        wrapText(
+          "Exit codes: 0 ok, 1 error, 2 usage error, 3 credentials at risk (doctor), 130 interrupted; exec: the command's own (docs/exit-codes.md).",
+          0,
+          helpWidth,
+        ).join("\n") +
+        "\n" +
+        "\nExamples:\n" +
+        "  azkeep login                 sign in (a browser, else a device code)\n" +
+        "  azkeep account get-access-token --query accessToken -o tsv\n" +
+        "  azkeep emulator start        a local Entra ID + ARM emulator\n" +
+        "  source <(azkeep completion bash)     completion (bash, zsh, fish)\n" +
+        environmentHelp(helpWidth),
     );
 
   const lazy: Lazy = (load, map) => {
@@ -148,6 +186,7 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
       );
     }
     if (result.wait) await result.wait;
+    if (globals.verbose) getCtx().logger.info(commandRan(started));
     return result.exitCode ?? EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
@@ -168,11 +207,46 @@ export async function run(argv: readonly string[], io: RunIO): Promise<number> {
   }
 }
 
+/**
+ * A description written over several source lines reads as one paragraph (commander wraps it
+ * at the terminal's width); blank lines, indented lines, list items and lines after a colon
+ * keep their breaks.
+ */
+export function unwrapDescription(text: string): string {
+  return text.replace(/([^\n:])\n(?=[^\s\-•*\n])/g, "$1 ");
+}
+
 function applyFrame(cmd: Command, io: RunIO): void {
+  const d = cmd.description();
+  if (d) cmd.description(unwrapDescription(d));
   cmd
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s), outputError: () => {} });
   for (const c of cmd.commands) applyFrame(c, io);
+}
+
+/** `azkeep --version`: the version, the build, Node, the key provider and the config folder. */
+async function versionText(ctx: Context): Promise<string> {
+  let provider: string;
+  try {
+    const { readConfig } = await import("../core/config.js");
+    const key = (await readConfig(ctx)).store?.key;
+    const requested = ctx.env.AZKEEP_STORE_PROVIDER?.trim();
+    provider = key
+      ? `${key.provider} (the store's key, config.json)`
+      : requested
+        ? `${requested} (AZKEEP_STORE_PROVIDER; nothing sealed yet)`
+        : "none yet (chosen at the first sign-in: keyring, else keyutils, else passphrase)";
+  } catch (e) {
+    provider = `unknown (${e instanceof Error ? e.message : String(e)})`;
+  }
+  return (
+    `azkeep ${VERSION}\n` +
+    `build          ${BUILD}\n` +
+    `node           ${process.version} (${process.platform} ${process.arch})\n` +
+    `key provider   ${provider}\n` +
+    `config folder  ${ctx.paths.configDir}\n`
+  );
 }
 
 /** Entry point used by `bin/azkeep.js`. */

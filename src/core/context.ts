@@ -87,6 +87,8 @@ export interface Context {
 
 export interface NodeContextOptions {
   debug?: boolean;
+  /** az's `--verbose`: `INFO:` lines (what was done, how long it took) without the debug log. */
+  verbose?: boolean;
   onlyShowErrors?: boolean;
   env?: Env;
   /** Where log lines go; stderr by default. */
@@ -191,7 +193,7 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
   const quiet = options.onlyShowErrors === true;
   const logger: Logger = {
     debug: options.debug ? (m) => write(`DEBUG: ${redact(m)}`) : () => {},
-    info: options.debug ? (m) => write(`INFO: ${redact(m)}`) : () => {},
+    info: options.debug || options.verbose ? (m) => write(`INFO: ${redact(m)}`) : () => {},
     warn: quiet
       ? () => {}
       : (m) => write(useColor() ? `\x1b[33mWARNING: ${redact(m)}\x1b[0m` : `WARNING: ${redact(m)}`),

@@ -12,6 +12,7 @@ export interface ShimGlobals {
   output: string | undefined;
   query: string | undefined;
   debug: boolean;
+  verbose: boolean;
   onlyShowErrors: boolean;
 }
 
@@ -104,7 +105,6 @@ export function parseShimArgs(
     ...COMMANDS[command],
     ...(mode === "azkeep" ? AZKEEP_EXTRAS[command] : {}),
   };
-  if (mode === "azkeep") delete specs["--verbose"]; // not an azkeep flag
   const options: Record<string, string | string[] | boolean> = {};
   const rest = argv.slice(words.length);
   for (let i = 0; i < rest.length; i++) {
@@ -145,6 +145,7 @@ export function parseShimArgs(
     output: typeof options.output === "string" ? options.output : undefined,
     query: typeof options.query === "string" ? options.query : undefined,
     debug: options.debug === true,
+    verbose: options.verbose === true,
     onlyShowErrors: options.onlyShowErrors === true,
   };
   for (const g of ["output", "query", "debug", "verbose", "onlyShowErrors"]) delete options[g];

@@ -13,6 +13,7 @@ import { accountTable } from "../cli/output/account-table.js";
 import {
   applyQuery,
   checkQuery,
+  commandRan,
   formatOutput,
   invalidOutputMessage,
   isOutputFormat,
@@ -161,8 +162,11 @@ export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promi
       }
       output = p.globals.output;
     }
+    const started = mode === "azkeep" && p.globals.verbose ? performance.now() : 0;
     const ctx = createNodeContext({
       debug: p.globals.debug,
+      // The shim stays quiet on stderr (callers read it); azkeep prints az's INFO lines.
+      verbose: mode === "azkeep" && p.globals.verbose,
       // The shim never warns: callers read any stderr as trouble.
       onlyShowErrors: mode === "az" || p.globals.onlyShowErrors,
       env: io.env,
@@ -185,6 +189,7 @@ export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promi
         ...(p.command === "account list" ? { table: accountTable } : {}),
       }),
     );
+    if (started) ctx.logger.info(commandRan(started));
     return EXIT.ok;
   } catch (e) {
     const { text, code } = errorText(e, mode, p.globals.debug);

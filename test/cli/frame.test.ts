@@ -29,7 +29,7 @@ describe("command-line frame", () => {
   it("--version prints the package version", async () => {
     const r = await runCli(["--version"]);
     assert.equal(r.code, 0);
-    assert.match(r.stdout.trim(), /^\d+\.\d+\.\d+/);
+    assert.match(r.stdout, /^azkeep \d+\.\d+\.\d+\n/);
   });
 
   const usageCases: [string, string[], RegExp][] = [

@@ -7,6 +7,7 @@ import type { Lazy, RegisterGroup } from "../command.js";
 import { register as account } from "./account/index.js";
 import { register as agent } from "./agent/index.js";
 import { register as cloud } from "./cloud/index.js";
+import { register as completion } from "./completion/index.js";
 import { register as doctor } from "./doctor/index.js";
 import { register as emulator } from "./emulator/index.js";
 import { register as exec } from "./exec/index.js";
@@ -32,6 +33,7 @@ const groups: RegisterGroup[] = [
   doctor,
   store,
   agent,
+  completion,
 ];
 
 export function registerAll(program: Command, lazy: Lazy): void {

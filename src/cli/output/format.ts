@@ -271,6 +271,11 @@ export async function checkQuery(query: string): Promise<void> {
   }
 }
 
+/** az's `--verbose` last line (knack: "Command ran in 1.234 seconds"). */
+export function commandRan(startedMs: number): string {
+  return `Command ran in ${((performance.now() - startedMs) / 1000).toFixed(3)} seconds`;
+}
+
 /** az's order of the formats in its messages (knack's `_FORMAT_DICT`). */
 const AZ_FORMAT_ORDER = ["json", "jsonc", "yaml", "yamlc", "table", "tsv", "none"];
 
