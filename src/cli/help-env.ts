@@ -21,6 +21,7 @@ export const ENVIRONMENT: readonly (readonly [string, string])[] = [
   ["AZKEEP_AGENT", "`off`: never use the agent, open the store in this process"],
   ["AZKEEP_AGENT_SOCK", "the agent's socket (default: in the runtime folder)"],
   ["AZKEEP_AGENT_VAULT", "set by the agent for its own vault process"],
+  ["AZKEEP_PINENTRY", "which of the system's pinentry programs the agent asks with (e.g. pinentry-tty)"],
   [
     "AZKEEP_EXEC, AZKEEP_EXEC_ENDPOINT",
     "set by `azkeep exec` for the command it runs (the shim answers from it)",
@@ -43,6 +44,7 @@ export const ENVIRONMENT: readonly (readonly [string, string])[] = [
   ["BROWSER, DISPLAY, WAYLAND_DISPLAY, WSL_DISTRO_NAME, WSL_INTEROP", "how `login` opens a browser"],
   ["DBUS_SESSION_BUS_ADDRESS", "the session bus of the keyring (Secret Service) provider"],
   ["NO_COLOR, TERM", "no colour when NO_COLOR is set or TERM=dumb"],
+  ["LANG, LC_ALL, LC_CTYPE", "the locale passed to pinentry"],
   ["COLUMNS", "the help's width when stdout is not a terminal"],
   [
     "HOME, XDG_CONFIG_HOME, XDG_DATA_HOME, XDG_RUNTIME_DIR, APPDATA, PATH",
