@@ -8,7 +8,7 @@
 // Everyone is signed in to the same emulator (through its HTTPS proxy, as in production);
 // each run is timed with os.wait4 (wall, user+sys CPU, peak RSS of exactly that process),
 // runs are interleaved round-robin so machine noise hits all equally, and medians are
-// reported. Usage: `npm run bench` or `node bench/get-access-token.mjs [--runs N] [--json FILE]`.
+// reported. Usage: `npm run bench` or `node bench/get-access-token.mjs [--runs N] [--json FILE] [--baseline DIR]`.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,6 +31,9 @@ import {
 
 const RUNS = Number(option("--runs", "21"));
 const JSON_OUT = option("--json", undefined);
+// `--baseline DIR`: another built checkout of azkeep (e.g. `git archive main`), measured on the
+// same store in the same run, for before/after figures.
+const BASELINE = option("--baseline", undefined);
 const hasAz = hasCommand("az");
 
 async function main() {
@@ -86,6 +89,19 @@ async function main() {
           env: shimEnv,
         },
       );
+      if (BASELINE)
+        cmds.push({
+          scenario: sc.name,
+          name: `azkeep account get-access-token (baseline ${BASELINE})`,
+          argv: [
+            process.execPath,
+            join(BASELINE, "bin", "azkeep.js"),
+            "account",
+            "get-access-token",
+            "--only-show-errors",
+          ],
+          env,
+        });
     }
 
     let azVersion;

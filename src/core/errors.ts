@@ -19,6 +19,8 @@ export type ErrorCode =
   | "network"
   /** The sealed store cannot be opened: damaged, wrong key, key missing, unknown version. */
   | "store_damaged"
+  /** profile.json or config.json was changed outside azkeep: not used until undone or repaired. */
+  | "store_tampered"
   /** The store or its folder has unsafe permissions, or the key provider is unavailable. */
   | "store_unavailable"
   /** A file the user named (certificate, seed, federated token) is missing or malformed. */

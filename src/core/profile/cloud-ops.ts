@@ -21,7 +21,7 @@ import { loadCloudSettings, updateCloudSettings } from "./cloud-settings.js";
  * and restores the one remembered for the cloud chosen (az keeps these in clouds.config).
  */
 export async function switchCloud(ctx: Context, store: Store, name: string): Promise<Cloud> {
-  const settings = await loadCloudSettings(ctx);
+  const settings = await loadCloudSettings(ctx, store);
   const cloud = findCloud(settings, name);
   if (!cloud) {
     throw new AzkeepError("not_found", `The cloud '${name}' is not registered.`, {
@@ -32,10 +32,14 @@ export async function switchCloud(ctx: Context, store: Store, name: string): Pro
   const profile = await store.readProfile();
   const currentDefault = profile.subscriptions.find((e) => e.isDefault && e.environmentName === previous);
   const remembered = settings.cloudSubscriptions?.[cloud.name];
-  await updateCloudSettings(ctx, (s) => {
-    s.activeCloud = cloud.name;
-    if (currentDefault) s.cloudSubscriptions = { ...s.cloudSubscriptions, [previous]: currentDefault.id };
-  });
+  await updateCloudSettings(
+    ctx,
+    (s) => {
+      s.activeCloud = cloud.name;
+      if (currentDefault) s.cloudSubscriptions = { ...s.cloudSubscriptions, [previous]: currentDefault.id };
+    },
+    store,
+  );
   if (remembered) {
     await store.update((state) => {
       const entry = state.profile.subscriptions.find(

@@ -1,25 +1,38 @@
 /**
  * Where the active cloud and the custom clouds are kept: the `cloud` section of azkeep's
- * `config.json` (non-secret; read and changed through `core/config.ts`, under its lock).
+ * `config.json` (non-secret). It steers where credentials go, so the sealed store guards it:
+ * reads are checked against the seal's mirror (an edit made outside azkeep is
+ * `store_tampered`), and changes re-seal the mirror (`Store.readSettings` / `updateSettings`).
  */
 import { activeCloudName, findCloud, type Cloud, type CloudSettings } from "../clouds.js";
 import type { Context } from "../context.js";
 import { AzkeepError } from "../errors.js";
 import { readConfig, updateConfig } from "../config.js";
+import { openStore } from "../store/index.js";
+import type { Store } from "../store/types.js";
 
 type WithCloud = { cloud?: CloudSettings };
 
-export async function loadCloudSettings(ctx: Context): Promise<CloudSettings> {
-  const config = (await readConfig(ctx)) as WithCloud;
+/** The cloud settings, checked against the seal. Pass the command's store to open it once. */
+export async function loadCloudSettings(ctx: Context, store?: Store): Promise<CloudSettings> {
+  const s = store ?? (await openStore(ctx));
+  const config = (s.readSettings ? await s.readSettings() : await readConfig(ctx)) as WithCloud;
   return config.cloud ?? {};
 }
 
-export async function updateCloudSettings<T>(ctx: Context, change: (s: CloudSettings) => T): Promise<T> {
-  return updateConfig(ctx, (config) => {
+export async function updateCloudSettings<T>(
+  ctx: Context,
+  change: (s: CloudSettings) => T,
+  store?: Store,
+): Promise<T> {
+  const s = store ?? (await openStore(ctx));
+  const apply = (config: Record<string, unknown>): T => {
     const c = config as WithCloud;
     c.cloud ??= {};
     return change(c.cloud);
-  });
+  };
+  if (s.updateSettings) return s.updateSettings(apply);
+  return updateConfig(ctx, (config) => apply(config as unknown as Record<string, unknown>));
 }
 
 /** The active cloud; an unknown name (a removed custom cloud) is an error with the fix. */
@@ -35,8 +48,8 @@ export function resolveActiveCloud(_ctx: Context, settings: CloudSettings): Clou
 }
 
 /** Resolves any cloud by name (for the token policy's `resolveCloud`). */
-export async function cloudByName(ctx: Context, name: string): Promise<Cloud> {
-  const cloud = findCloud(await loadCloudSettings(ctx), name);
+export async function cloudByName(ctx: Context, name: string, store?: Store): Promise<Cloud> {
+  const cloud = findCloud(await loadCloudSettings(ctx, store), name);
   if (!cloud) {
     throw new AzkeepError("not_found", `The cloud '${name}' is not registered.`, {
       hint: "Run `azkeep cloud list` to see the registered clouds.",

@@ -14,7 +14,7 @@
  *   is never moved — and is never used half-read.
  */
 import { join } from "node:path";
-import { configPath, readConfig, updateConfig, type AzkeepConfig } from "../config.js";
+import { CONFIG_LOCK, configPath, readConfig, updateConfig, type AzkeepConfig } from "../config.js";
 import type { Context } from "../context.js";
 import { AzkeepError } from "../errors.js";
 import { emptyProfile, type Profile } from "../profile/types.js";
@@ -28,6 +28,19 @@ import {
   removeDebris,
   writeFileAtomic,
 } from "./files.js";
+import {
+  TamperFound,
+  bindUnbound,
+  canonical,
+  cloudLookup,
+  sameJson,
+  digest,
+  protectedConfig,
+  tamperedError,
+  verifyConfig,
+  verifyProfile,
+  withSealedSections,
+} from "./integrity.js";
 import type { KeyProvider, KeyRecord, ProviderName, StoreOptions } from "./provider.js";
 import { chooseProvider, loadProvider, requestedProvider } from "./providers/index.js";
 import {
@@ -119,7 +132,24 @@ function validSecrets(value: unknown): value is Secrets {
   );
 }
 
+/** What a read found: the sealed truth, and the plain files as they are on disk. */
+interface VerifiedState {
+  profile: Profile;
+  secrets: Secrets;
+  /** config.json with its protected sections as sealed. */
+  config: AzkeepConfig;
+  onDisk: { profile?: Profile; config: AzkeepConfig };
+  /** tokens.sealed exists (and opened). */
+  sealed: boolean;
+  /** Sealed by azkeep 0.1: no mirror, credentials unbound. */
+  upgrade: boolean;
+}
+
 export interface FileStore extends Store {
+  readSettings(): Promise<Record<string, unknown>>;
+  updateSettings<T>(change: (config: Record<string, unknown>) => T | Promise<T>): Promise<T>;
+  /** profile.json as it is on disk, not checked against the seal (which stays sealed). */
+  readPlainProfile(): Promise<Profile>;
   /** Re-seals under a new key of `to` (`store migrate`). See `migrateStore`. */
   migrate(to: ProviderName): Promise<{ from: ProviderName | undefined; to: ProviderName; keyId: string }>;
   /** The provider instance for a name (status, doctor). */
@@ -250,6 +280,143 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
     const raw = readPrivateFile(sealedPath);
     if (!raw) return emptySecrets();
     return openSealed(raw);
+  }
+
+  /** profile.json as it is on disk; undefined when missing. */
+  function readProfileFile(): Profile | undefined {
+    const raw = readPrivateFile(profilePath);
+    if (!raw) return undefined;
+    const p = parseProfile(raw);
+    if (typeof p === "string") throw new DamageFound(profilePath, raw, { kind: "profile", reason: p });
+    return p;
+  }
+
+  /**
+   * Both files and config.json, checked against the seal's mirror: what is returned is the
+   * sealed content (`integrity.ts`). An edit made outside azkeep throws `store_tampered`.
+   */
+  async function readStateRaw(): Promise<VerifiedState> {
+    if (!checkDir(dir))
+      return {
+        profile: emptyProfile(),
+        secrets: emptySecrets(),
+        config: { version: 1 },
+        onDisk: { config: { version: 1 } },
+        sealed: false,
+        upgrade: false,
+      };
+    const config = await readConfig(ctx);
+    const rawSealed = readPrivateFile(sealedPath);
+    const secrets = rawSealed ? await openSealed(rawSealed) : emptySecrets();
+    const profileFile = readProfileFile();
+    const onDisk = { config, ...(profileFile ? { profile: profileFile } : {}) };
+    const m = secrets.mirror;
+    if (m) {
+      const found: TamperFound[] = [];
+      let profile = m.profile;
+      try {
+        profile = verifyProfile(m, profileFile);
+      } catch (e) {
+        if (!(e instanceof TamperFound)) throw e;
+        found.push(e);
+      }
+      try {
+        verifyConfig(m, config as unknown as Record<string, unknown>);
+      } catch (e) {
+        if (!(e instanceof TamperFound)) throw e;
+        found.push(e);
+      }
+      if (found.length) throw tamperedError(found);
+      {
+        return {
+          profile,
+          secrets,
+          config: withSealedSections(
+            config as unknown as Record<string, unknown>,
+            m,
+          ) as unknown as AzkeepConfig,
+          onDisk,
+          sealed: true,
+          upgrade: false,
+        };
+      }
+    }
+    // No mirror: nothing sealed yet, or a store written by azkeep 0.1 (bound on the next write).
+    return {
+      profile: profileFile ?? emptyProfile(),
+      secrets,
+      config,
+      onDisk,
+      sealed: rawSealed !== undefined,
+      upgrade: rawSealed !== undefined,
+    };
+  }
+
+  /** Lock-free reads: one read shared by the calls made together (profile, secrets, settings). */
+  let inflight: Promise<VerifiedState> | undefined;
+  async function readState(): Promise<VerifiedState> {
+    if (!inflight) {
+      inflight = readWithRecovery(readStateRaw).catch(async (e: unknown) => {
+        // The files were read one after the other without the lock: a writer may have renamed
+        // one between. Check once more under the lock, where no writer is active.
+        if (!(e instanceof AzkeepError) || e.code !== "store_tampered") throw e;
+        return lock(() => readLocked(readStateRaw));
+      });
+      void inflight.then(
+        () => (inflight = undefined),
+        () => (inflight = undefined),
+      );
+    }
+    const st = await inflight;
+    if (st.upgrade) {
+      // A 0.1 store: bind its credentials and seal the mirror now, then read what was written.
+      await store.update(() => {});
+      inflight = undefined;
+      return readWithRecovery(readStateRaw);
+    }
+    return st;
+  }
+
+  /**
+   * The state a write starts from, under the lock. Damage is settled (moved aside) and shown as
+   * a warning, and the read is repeated without the damaged file — a sign-in after a reboot
+   * (keyutils) or a damaged file just works; tampering is not damage and stops the write.
+   */
+  async function readForWrite(): Promise<VerifiedState> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await readLocked(readStateRaw);
+      } catch (e) {
+        if (!(e instanceof AzkeepError) || e.code !== "store_damaged" || attempt >= 2) throw e;
+        ctx.logger.warn(`${e.message} ${e.hint ?? ""}`.trim());
+      }
+    }
+  }
+
+  /** Binds what is unbound, sets the mirror and the generation, and seals. */
+  async function sealState(
+    secrets: Secrets,
+    profile: Profile,
+    config: AzkeepConfig,
+    onDisk: VerifiedState["onDisk"],
+    sealWith?: { record: KeyRecord; key: Uint8Array },
+  ): Promise<void> {
+    const cfg = config as unknown as Record<string, unknown>;
+    bindUnbound(secrets, cloudLookup(cfg), "sign-in");
+    secrets.mirror = {
+      version: 1,
+      profile,
+      config: protectedConfig(cfg),
+      previous: {
+        ...(onDisk.profile ? { profile: digest(onDisk.profile) } : {}),
+        config: digest(protectedConfig(onDisk.config as unknown as Record<string, unknown>)),
+      },
+    };
+    secrets.generation = (secrets.generation ?? 0) + 1;
+    const withKey = sealWith ?? (await writeKey());
+    await writeSealed(secrets, withKey);
+    await finishMigration();
+    await (await provider(withKey.record.provider)).renew?.(withKey.record);
   }
 
   /** Moves the damaged file aside (if unchanged) and throws the one clear error. Caller holds the lock. */
@@ -411,28 +578,82 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
   const store: FileStore = {
     configDir: dir,
 
-    readProfile: () => readWithRecovery(readProfileRaw),
-    readSecrets: () => readWithRecovery(readSecretsRaw),
+    readProfile: async () => (await readState()).profile,
+    readSecrets: async () => (await readState()).secrets,
+    readSettings: async () => (await readState()).config as unknown as Record<string, unknown>,
+    readPlainProfile: async () => (checkDir(dir) ? (readProfileFile() ?? emptyProfile()) : emptyProfile()),
 
     async update<T>(change: (state: StoreState) => T | Promise<T>): Promise<T> {
       await ensurePrivateDir(dir);
       return lock(async () => {
         removeDebris(dir);
-        const secrets = await readLockedOrEmpty(readSecretsRaw, emptySecrets);
-        const profile = await readLockedOrEmpty(readProfileRaw, emptyProfile);
-        const before = { secrets: JSON.stringify(secrets), profile: JSON.stringify(profile) };
+        const st = await readForWrite();
+        const { profile, secrets } = st;
+        // A 0.1 store: its credentials are bound to the clouds they name, where consistent.
+        if (st.upgrade)
+          bindUnbound(secrets, cloudLookup(st.config as unknown as Record<string, unknown>), "upgrade");
+        const before = { secrets: JSON.stringify(secrets), profile: canonical(profile) };
         const draft: StoreState = { profile, secrets };
         const result = await change(draft);
-        const after = { secrets: JSON.stringify(draft.secrets), profile: JSON.stringify(draft.profile) };
-        if (after.secrets !== before.secrets) {
-          const sealWith = await writeKey();
-          await writeSealed(draft.secrets, sealWith);
-          await finishMigration();
-          await (await provider(sealWith.record.provider)).renew?.(sealWith.record);
-        }
-        if (after.profile !== before.profile)
-          await writeFileAtomic(profilePath, JSON.stringify(draft.profile, null, 2) + "\n");
+        const mirrorStale =
+          !draft.secrets.mirror ||
+          canonical(draft.secrets.mirror.profile) !== canonical(draft.profile) ||
+          draft.secrets.refreshTokens.some((r) => !r.bound) ||
+          draft.secrets.servicePrincipals.some((p) => !p.bound);
+        const empty =
+          !st.sealed &&
+          draft.secrets.refreshTokens.length === 0 &&
+          draft.secrets.servicePrincipals.length === 0 &&
+          draft.secrets.accessTokens.length === 0 &&
+          draft.profile.subscriptions.length === 0;
+        if (!empty && (mirrorStale || JSON.stringify(draft.secrets) !== before.secrets))
+          await sealState(draft.secrets, draft.profile, st.config, st.onDisk);
+        if (!st.onDisk.profile || canonical(st.onDisk.profile) !== canonical(draft.profile))
+          if (!(empty && !st.onDisk.profile))
+            await writeFileAtomic(profilePath, JSON.stringify(draft.profile, null, 2) + "\n");
         return result;
+      });
+    },
+
+    async updateSettings<T>(change: (config: Record<string, unknown>) => T | Promise<T>): Promise<T> {
+      await ensurePrivateDir(dir);
+      return lock(async () => {
+        removeDebris(dir);
+        const st = await readForWrite();
+        const { withLock } = await import("./lock.js");
+        return withLock(
+          join(dir, CONFIG_LOCK),
+          async () => {
+            const onDisk = await readConfig(ctx);
+            // The verified view: protected sections as sealed, the rest as on disk now.
+            const draft = structuredClone(
+              st.secrets.mirror
+                ? withSealedSections(onDisk as unknown as Record<string, unknown>, st.secrets.mirror)
+                : (onDisk as unknown as Record<string, unknown>),
+            );
+            const beforeView = canonical(protectedConfig(draft));
+            const result = await change(draft);
+            draft.version = 1;
+            if (st.sealed && canonical(protectedConfig(draft)) !== beforeView) {
+              // Sealed first: a crash before config.json is renamed leaves the old file, whose
+              // digest the mirror keeps as `previous`. Never makes a key here (config.lock is ours).
+              const record = onDisk.store?.key;
+              const key = record ? await keyOf(record) : undefined;
+              if (record && key)
+                await sealState(st.secrets, st.profile, draft as unknown as AzkeepConfig, st.onDisk, {
+                  record,
+                  key,
+                });
+            }
+            if (canonical(draft) !== canonical(onDisk))
+              await writeFileAtomic(configPath(ctx), JSON.stringify(draft, null, 2) + "\n");
+            return result;
+          },
+          {
+            clock: ctx.clock,
+            ...(options.lockTimeoutMs !== undefined ? { timeoutMs: options.lockTimeoutMs } : {}),
+          },
+        );
       });
     },
 
@@ -441,7 +662,8 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
       await lock(async () => {
         // Damage that a sign-in would settle anyway (a key lost for good) is settled now; a store
         // that cannot be opened here (provider unavailable, wrong passphrase) fails now.
-        await readLockedOrEmpty(readSecretsRaw, emptySecrets);
+        // Tampering is not damage: it stops the sign-in here, before any flow starts.
+        await readForWrite();
         await writeKey();
       });
     },
@@ -532,6 +754,32 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
           const moved = moveAside(e.file, ctx.clock.now());
           if (moved) report.profileMovedTo = moved;
           profile = emptyProfile();
+        }
+        const m = secrets.mirror;
+        if (m) {
+          // The seal holds the files as azkeep last wrote them: put them back as they were.
+          report.restoredFromSeal = [];
+          if (!sameJson(profile, m.profile)) {
+            await writeFileAtomic(profilePath, JSON.stringify(m.profile, null, 2) + "\n");
+            report.restoredFromSeal.push(profilePath);
+          }
+          const { withLock } = await import("./lock.js");
+          await withLock(
+            join(dir, CONFIG_LOCK),
+            async () => {
+              const onDisk = await readConfig(ctx);
+              const fixed = withSealedSections(onDisk as unknown as Record<string, unknown>, m);
+              if (!sameJson(fixed, onDisk)) {
+                await writeFileAtomic(configPath(ctx), JSON.stringify(fixed, null, 2) + "\n");
+                report.restoredFromSeal!.push(configPath(ctx));
+              }
+            },
+            { clock: ctx.clock },
+          );
+          report.next = report.restoredFromSeal.length
+            ? "Nothing else to do: the files are as azkeep last wrote them."
+            : "Nothing else to do.";
+          return report;
         }
         report.accountsAdded = restoreAccounts(profile, secrets);
         if (report.accountsAdded.length || report.profileMovedTo)

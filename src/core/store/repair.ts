@@ -24,7 +24,12 @@ export interface RepairReport {
   configMovedTo?: string;
   /** Where a damaged profile.json was moved. */
   profileMovedTo?: string;
-  /** Account entries added back from the sealed credentials. */
+  /**
+   * Files rewritten from the copy sealed in tokens.sealed (profile.json, config.json's `cloud`
+   * section): an edit made outside azkeep undone. Present when the seal has that copy.
+   */
+  restoredFromSeal?: string[];
+  /** Account entries added back from the sealed credentials (a store without the sealed copy). */
   accountsAdded: { user: string; type: "user" | "servicePrincipal"; tenantId: string; cloudName: string }[];
   next: string;
 }

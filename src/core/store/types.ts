@@ -3,6 +3,9 @@
  * them. `profile.json` holds no secrets; everything in `Secrets` is sealed in `tokens.sealed`.
  */
 import type { Profile } from "../profile/types.js";
+import type { CredentialBinding, SealedMirror } from "./integrity.js";
+
+export type { CredentialBinding, SealedMirror } from "./integrity.js";
 
 /** A refresh token: one per signed-in user and client; it serves every resource and tenant. */
 export interface RefreshTokenEntry {
@@ -20,6 +23,8 @@ export interface RefreshTokenEntry {
   familyId?: string;
   /** Epoch seconds. */
   lastModified: number;
+  /** Where it was issued; set by the file store on the write that adds it (see integrity.ts). */
+  bound?: CredentialBinding;
 }
 
 export interface AccessTokenEntry {
@@ -56,6 +61,8 @@ export interface ServicePrincipalEntry {
   tenantId: string;
   cloud: string;
   credential: ServicePrincipalCredential;
+  /** Where it was issued; set by the file store on the write that adds it (see integrity.ts). */
+  bound?: CredentialBinding;
 }
 
 export interface Secrets {
@@ -69,6 +76,10 @@ export interface Secrets {
    * `store migrate`; created by the agent at its first unlock.
    */
   release?: { root: string };
+  /** profile.json and config.json's protected sections as azkeep last wrote them (file store). */
+  mirror?: SealedMirror;
+  /** Counts writes; the key provider remembers the highest seen where it can (rollback). */
+  generation?: number;
 }
 
 export function emptySecrets(): Secrets {
@@ -116,4 +127,14 @@ export interface Store {
    */
   prepareWrite?(): Promise<void>;
   status(): Promise<StoreStatus>;
+  /**
+   * config.json as checked against the seal (file store): its protected sections (`cloud`) are
+   * the ones azkeep wrote, or the read fails with `store_tampered`. Absent: read it plainly.
+   */
+  readSettings?(): Promise<Record<string, unknown>>;
+  /**
+   * Changes config.json under the store lock and config.json's lock, re-sealing the mirror of
+   * its protected sections first (file store). Absent: `updateConfig` alone.
+   */
+  updateSettings?<T>(change: (config: Record<string, unknown>) => T | Promise<T>): Promise<T>;
 }

@@ -38,6 +38,7 @@ import type {
 import { AuthenticationRequiredError, AzkeepError, NetworkError } from "../errors.js";
 import { findSubscription, unquote } from "../profile/accounts.js";
 import type { SubscriptionEntry } from "../profile/types.js";
+import { checkBinding } from "../store/integrity.js";
 import type { AccessTokenEntry, Secrets, ServicePrincipalEntry, Store } from "../store/types.js";
 import { identityKind, managedIdentitySelector } from "./account.js";
 import {
@@ -339,6 +340,18 @@ export async function acquireToken(
       });
     }
 
+    // A credential goes only where it was issued (its binding is sealed with it), whatever the
+    // plain files say; checked once, before any request (a refusal is not retried).
+    if (p.kind === "user") {
+      const rt = findRefreshToken(state.secrets, {
+        username: acct.user.name,
+        cloud: acct.environmentName,
+        homeAccountId: p.homeAccountId,
+      });
+      if (rt) checkBinding(rt, cloud, acct.user.name);
+    } else if (p.kind === "servicePrincipal") {
+      checkBinding(findServicePrincipal(state.secrets, acct.user.name, p.tenant), cloud, acct.user.name);
+    }
     const source = deps.source ?? (await defaultSource());
     const policy = fallback ? (deps.fallbackRetry ?? FALLBACK_RETRY) : (deps.retry ?? DEFAULT_RETRY);
     const claims = req.claims ? { claims: req.claims } : {};

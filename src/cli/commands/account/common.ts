@@ -8,7 +8,8 @@ export async function openAccounts(ctx: Context): Promise<{ store: Store; active
     import("../../../core/profile/cloud-settings.js"),
     import("../../../core/clouds.js"),
   ]);
-  const [store, settings] = await Promise.all([openStore(ctx), loadCloudSettings(ctx)]);
+  const store = await openStore(ctx);
+  const settings = await loadCloudSettings(ctx, store);
   return { store, activeCloud: activeCloudName(settings) };
 }
 

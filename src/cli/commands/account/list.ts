@@ -8,7 +8,7 @@ export const run: CommandRun<{ all?: boolean; refresh?: boolean }> = async (flag
       import("../../../core/signin.js"),
       import("../../../core/profile/cloud-settings.js"),
     ]);
-    const cloud = resolveActiveCloud(io.ctx, await loadCloudSettings(io.ctx));
+    const cloud = resolveActiveCloud(io.ctx, await loadCloudSettings(io.ctx, store));
     await refreshAccounts(io.ctx, store, cloud, io.signal);
   }
   const { listAccounts } = await import("../../../core/profile/ops.js");

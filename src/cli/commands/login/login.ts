@@ -283,7 +283,8 @@ export const run: CommandRun<LoginFlags> = async (flags, io) => {
     import("../../../core/signin.js"),
     import("../../../core/profile/cloud-settings.js"),
   ]);
-  const cloud = resolveActiveCloud(ctx, await loadCloudSettings(ctx));
+  // config.json's cloud section is checked against the seal (the store opened above).
+  const cloud = resolveActiveCloud(ctx, await loadCloudSettings(ctx, store));
   const req: LoginRequest = {
     cloud,
     method: m,

@@ -29,7 +29,7 @@ export const run: CommandRun<RestFlags> = async (flags, io) => {
   ]);
   // Through the agent when it runs (agent-only mode: only then).
   const deps = { ...(await openTokenDeps(io.ctx, io.signal)), delegate: agentDelegate(io.ctx) };
-  const cloud = await cloudForRest(io.ctx);
+  const cloud = await cloudForRest(io.ctx, deps.store);
   const result = await rest(
     io.ctx,
     { ...deps, cloud },
