@@ -84,6 +84,19 @@ function heldStore(inner: Store): Store {
       }
     },
     status: () => inner.status(),
+    // config.json is checked against the seal on every read (it steers where credentials go).
+    ...(inner.readSettings ? { readSettings: () => inner.readSettings!() } : {}),
+    ...(inner.updateSettings
+      ? {
+          async updateSettings(change) {
+            try {
+              return await inner.updateSettings!(change);
+            } finally {
+              profile = secrets = undefined;
+            }
+          },
+        }
+      : {}),
   };
 }
 
@@ -117,8 +130,8 @@ async function open(passphrase?: string): Promise<void> {
     };
   }
   store = heldStore(await openStore(ctx));
-  const base = await openTokenDeps(ctx);
-  deps = { ...base, store };
+  // The same store for the cloud settings: one key, one passphrase.
+  deps = await openTokenDeps(ctx, undefined, store);
   // Unseal now: a wrong passphrase or a missing key fails the unlock, not the first request.
   await Promise.all([store.readSecrets(), store.readProfile()]);
 }

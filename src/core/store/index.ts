@@ -44,9 +44,10 @@ export async function openStore(ctx: Context, options: StoreOptions = {}): Promi
  * Agent-only mode (`store.mode` in config.json, set by `azkeep agent start --agent-only`): this
  * process must not unseal the store; the profile (no secrets) stays readable.
  */
-function agentOnlyGuard(ctx: Context, store: Store): Store {
+function agentOnlyGuard(ctx: Context, store: FileStore): Store {
+  const agentOnly = async () => (await readConfig(ctx)).store?.mode === "agent-only";
   const check = async () => {
-    if ((await readConfig(ctx)).store?.mode === "agent-only") {
+    if (await agentOnly()) {
       throw new AzkeepError(
         "store_unavailable",
         "The token store is in agent-only mode and no azkeep agent runs.",
@@ -58,7 +59,9 @@ function agentOnlyGuard(ctx: Context, store: Store): Store {
   };
   return {
     configDir: store.configDir,
-    readProfile: () => store.readProfile(),
+    // Checking the profile and config.json against the seal unseals it: in agent-only mode this
+    // process shows them as they are on disk (it cannot send anything: it cannot unseal).
+    readProfile: async () => ((await agentOnly()) ? store.readPlainProfile() : store.readProfile()),
     readSecrets: async () => {
       await check();
       return store.readSecrets();
@@ -72,6 +75,14 @@ function agentOnlyGuard(ctx: Context, store: Store): Store {
       return store.prepareWrite?.();
     },
     status: () => store.status(),
+    readSettings: async () =>
+      (await agentOnly())
+        ? ((await readConfig(ctx)) as unknown as Record<string, unknown>)
+        : store.readSettings(),
+    updateSettings: async (change) => {
+      await check();
+      return store.updateSettings(change);
+    },
   };
 }
 

@@ -19,8 +19,10 @@ async function resolveCloud(ctx: Context, name: string, store: Store): Promise<C
 export async function openTokenDeps(
   ctx: Context,
   signal?: AbortSignal,
+  /** A store the caller already holds (the agent's); default: `openStore(ctx)`. */
+  held?: Store,
 ): Promise<PolicyDeps & { activeCloud: () => Promise<string> }> {
-  const store = await openStore(ctx);
+  const store = held ?? (await openStore(ctx));
   return {
     store,
     resolveCloud: (name) => resolveCloud(ctx, name, store),
