@@ -452,21 +452,6 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
     }
   }
 
-  /**
-   * Inside `update`: damage is settled (moved aside) and reported as a warning, and the change
-   * runs on an empty store — a sign-in after a reboot (keyutils) or a damaged file just works.
-   * Nothing half-read is ever used: the state is whole or empty.
-   */
-  async function readLockedOrEmpty<T>(read: () => T | Promise<T>, empty: () => T): Promise<T> {
-    try {
-      return await readLocked(read);
-    } catch (e) {
-      if (!(e instanceof AzkeepError) || e.code !== "store_damaged") throw e;
-      ctx.logger.warn(`${e.message} ${e.hint ?? ""}`.trim());
-      return empty();
-    }
-  }
-
   /** Inside the lock: read, settling damage in place (the lock is already ours). */
   async function readLocked<T>(read: () => T | Promise<T>): Promise<T> {
     try {
