@@ -243,7 +243,7 @@ export class PolicyGate {
       return {
         allow: false,
         rule: "no-terminal",
-        reason: `${who} has no terminal (a background job, service or cron), and the agent releases nothing to such callers by default. To allow it, add a rule: \`azkeep agent policy allow --exe ${caller.info.exe ?? "PATH"}\`.`,
+        reason: `${who} has no terminal (a background job, service or cron), and the agent releases nothing to such callers by default. Run it from a terminal (the agent asks you once), or, where every program of your uid may have tokens (CI, a headless machine), restart the agent with \`azkeep agent start --policy open\`.`,
       };
 
     // Confirm: one prompt at a time; a session approved while this one waited needs none.
@@ -326,7 +326,7 @@ export class PolicyGate {
       return {
         allow: false,
         rule: `${ruleName} (no prompt)`,
-        reason: `${who} needs your confirmation, but the agent has ${missing}. A rule would allow it without asking: \`azkeep agent policy allow --exe ${caller.info.exe ?? "PATH"}\`.`,
+        reason: `${who} needs your confirmation, but the agent has ${missing}. Or, where every program of your uid may have tokens, restart the agent with \`azkeep agent start --policy open\`.`,
       };
     }
     const outcome = await confirm(dialog, timeoutSec);
