@@ -159,7 +159,10 @@ describe("release policy: who asks, the person confirms, the log", { timeout: 24
       timeoutMs: 30_000,
     });
     assert.equal(cli.code, 1);
-    assert.match(cli.stderr, /^ERROR: .* has no terminal .*Run it from a terminal.*azkeep agent start --policy open/m);
+    assert.match(
+      cli.stderr,
+      /^ERROR: .* has no terminal .*Run it from a terminal.*azkeep agent start --policy open/m,
+    );
     assert.doesNotMatch(cli.stdout + cli.stderr, /ey[A-Za-z0-9_-]{20,}/);
     const shim = await runProcess(join(SHIM_DIR, "az"), ["account", "get-access-token"], {
       env: { ...s.env, PATH: `${SHIM_DIR}:/usr/bin:/bin` },
