@@ -1,13 +1,16 @@
 /**
  * `import az` against fixture files written from the reference schema (az 2.45 MSAL era and
- * az ≤ 2.29 ADAL era), into the in-memory store. Fast: no network, no processes.
+ * az ≤ 2.29 ADAL era), into the in-memory store. Fast: no network, no processes (except the
+ * unreadable-file case as root, which runs the built CLI as another uid).
  */
 import assert from "node:assert/strict";
 import {
   chmodSync,
+  chownSync,
   cpSync,
   existsSync,
   linkSync,
+  lstatSync,
   readFileSync,
   readdirSync,
   symlinkSync,
@@ -16,6 +19,7 @@ import {
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { exitCodeFor } from "../../src/cli/exit-codes.js";
 import { AzkeepError } from "../../src/core/errors.js";
 import {
   importFromAzureCli,
@@ -32,6 +36,8 @@ import {
 import { shredFile } from "../../src/core/migrate/shred.js";
 import { createMemoryStore } from "../../src/core/store/memory.js";
 import type { RefreshTokenEntry, ServicePrincipalEntry } from "../../src/core/store/types.js";
+import { OTHER_UID, runAsOtherUser } from "../helpers/other-user.js";
+import { publicShipped } from "../helpers/public-copy.js";
 import { fakeContext, selfSignedPem, tempDir } from "./helpers.js";
 
 const FIXTURES = fileURLToPath(new URL("./fixtures/", import.meta.url));
@@ -460,17 +466,54 @@ describe("import az: bad input ends in one error, nothing half-imported", () => 
     assert.match(e.hint ?? "", /--config-dir/);
   });
 
-  it("an unreadable file names the file and the error code", { skip: process.getuid?.() === 0 }, async () => {
+  it("an unreadable file names the file and the error code", async () => {
     using tmp = tempDir();
     const dir = azDir(tmp.path, "az-2.45");
     chmodSync(join(dir, "msal_token_cache.json"), 0o000);
-    await rejects(
-      importFromAzureCli(fakeContext({ home: tmp.path }), createMemoryStore(), { configDir: dir }),
-      "bad_input",
-      /Cannot read .*msal_token_cache\.json \(EACCES\)/,
+    if (process.getuid?.() !== 0) {
+      await rejects(
+        importFromAzureCli(fakeContext({ home: tmp.path }), createMemoryStore(), { configDir: dir }),
+        "bad_input",
+        /Cannot read .*msal_token_cache\.json \(EACCES\)/,
+      );
+      return;
+    }
+    // Root reads a 0000 file anyway (CI runs as root): the built CLI runs as another uid, which
+    // owns the folder but cannot read the file, from the world-readable copy of what ships.
+    chmodSync(tmp.path, 0o755);
+    chownTree(tmp.path, OTHER_UID);
+    const r = await runAsOtherUser(
+      process.execPath,
+      [join(publicShipped(), "bin", "azkeep.js"), "import", "az", "--config-dir", dir],
+      {
+        nproc: 64,
+        timeoutMs: 30_000,
+        cwd: "/",
+        env: {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+          HOME: tmp.path,
+          AZKEEP_CONFIG_DIR: join(tmp.path, ".config", "azkeep"),
+          XDG_RUNTIME_DIR: join(tmp.path, "run"),
+          AZKEEP_STORE_PROVIDER: "passphrase",
+          AZKEEP_PASSPHRASE: "correct horse battery staple for tests",
+        },
+      },
     );
+    // bad_input's exit code (docs/exit-codes.md), the message, the next step, no stack trace.
+    assert.equal(r.code, exitCodeFor("bad_input"), r.stderr);
+    assert.match(r.stderr, /^ERROR: Cannot read .*msal_token_cache\.json \(EACCES\)\.?$/m);
+    assert.match(r.stderr, /permissions, then run the import again/);
+    assert.doesNotMatch(r.stderr, /^\s+at /m);
+    assert.equal(r.stdout, "");
+    assertNoSecrets(r.stdout + r.stderr);
+    assert.ok(!existsSync(join(tmp.path, ".config", "azkeep", "tokens.sealed")), "nothing imported");
   });
 });
+
+function chownTree(path: string, uid: number): void {
+  chownSync(path, uid, uid);
+  if (lstatSync(path).isDirectory()) for (const n of readdirSync(path)) chownTree(join(path, n), uid);
+}
 
 describe("import az --shred", () => {
   it("shreds the plaintext originals after every credential was proven, keeps azureProfile.json", async () => {
