@@ -64,6 +64,11 @@ export interface Progress {
   status(message: string): void;
   /** Plain text to stderr, for messages a person must read (device code, URLs). */
   message(message: string): void;
+  /**
+   * True when stderr, where these messages go, is a terminal. Pictures for a person (the
+   * device code's QR code) are drawn only then: piped into a log or a CI job they are noise.
+   */
+  readonly terminal: boolean;
 }
 
 export interface Context {
@@ -191,6 +196,8 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
   const useColor = () =>
     (colorValue ??= !env.NO_COLOR && Boolean(process.stderr.isTTY) && env.TERM !== "dumb");
   const quiet = options.onlyShowErrors === true;
+  // Lazy for the same reason as the prompter's (the hot path never asks).
+  let stderrTerminal: boolean | undefined;
   const logger: Logger = {
     debug: options.debug ? (m) => write(`DEBUG: ${redact(m)}`) : () => {},
     info: options.debug || options.verbose ? (m) => write(`INFO: ${redact(m)}`) : () => {},
@@ -215,6 +222,9 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
     progress: {
       status: quiet ? () => {} : (m) => write(m),
       message: (m) => write(m),
+      get terminal() {
+        return (stderrTerminal ??= Boolean(process.stderr.isTTY));
+      },
     },
     get color() {
       return useColor();

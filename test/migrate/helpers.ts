@@ -44,7 +44,7 @@ export function fakeContext(
       readStdin: () => Promise.resolve(""),
     },
     browser: { open: () => Promise.resolve(false) },
-    progress: { status: (m) => lines.push(m), message: (m) => lines.push(m) },
+    progress: { status: (m) => lines.push(m), message: (m) => lines.push(m), terminal: false },
     color: false,
   };
 }

@@ -26,7 +26,8 @@ export function testContext(
       info: (m) => out.debug.push(m),
       warn: (m) => out.warnings.push(m),
     },
-    progress: { status: (m) => out.status.push(m), message: (m) => out.messages.push(m) },
+    // As on a terminal: the in-process device-code tests see the QR code too.
+    progress: { status: (m) => out.status.push(m), message: (m) => out.messages.push(m), terminal: true },
     browser: { open: opts.open ?? (async () => false) },
     prompter: {
       interactive: false,

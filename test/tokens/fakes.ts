@@ -36,7 +36,7 @@ export function fakeContext(startMs = Date.UTC(2026, 10, 29, 0, 0, 0)): FakeCont
       readStdin: async () => "",
     },
     browser: { open: async () => false },
-    progress: { status: () => {}, message: () => {} },
+    progress: { status: () => {}, message: () => {}, terminal: false },
     color: false,
     advance: (ms) => {
       now += ms;

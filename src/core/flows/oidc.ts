@@ -112,8 +112,11 @@ export async function oidcLogin(
       ctx.progress.message(
         `To sign in, use a web browser to open the page ${dc.verification_uri} and enter the code ${dc.user_code} to authenticate.`,
       );
-      const qr = (await import("qrcode-terminal")).default;
-      ctx.progress.message(await new Promise<string>((r) => qr.generate(uri, { small: true }, r)));
+      if (ctx.progress.terminal) {
+        // Only on a terminal (see Progress.terminal); the line above says it all for a log.
+        const qr = (await import("qrcode-terminal")).default;
+        ctx.progress.message(await new Promise<string>((r) => qr.generate(uri, { small: true }, r)));
+      }
       tokens = await client.pollDeviceAuthorizationGrant(
         config,
         dc,

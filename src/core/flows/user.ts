@@ -160,7 +160,7 @@ export interface DeviceCodePrompt {
 }
 
 /**
- * Device code sign-in: shows the message (and a QR code of the address) on stderr, then polls
+ * Device code sign-in: shows the message (and, on a terminal, a QR code of the address) on stderr, then polls
  * at `interval`, adding 5 s on `slow_down` (RFC 8628 §3.5), until approved, denied or expired.
  */
 export async function deviceCodeSignIn(
@@ -195,7 +195,8 @@ export async function deviceCodeSignIn(
       : `To sign in, use a web browser to open the page ${verificationUri} and enter the code ${userCode} to authenticate.`;
   const prompt: DeviceCodePrompt = { userCode, verificationUri, message, expiresInSec: expiresIn };
   ctx.progress.message(message);
-  if (req.qr !== false) ctx.progress.message(await qrCode(verificationUri));
+  // The QR code only on a terminal: the message above has the address and the code for a log.
+  if (req.qr !== false && ctx.progress.terminal) ctx.progress.message(await qrCode(verificationUri));
   req.onPrompt?.(prompt);
   const deadline = ctx.clock.now() + expiresIn * 1000;
   const endpoint = tokenEndpoint(req.cloud, req.tenant);
