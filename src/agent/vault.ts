@@ -262,26 +262,28 @@ function unlockFrom(socket: Socket): void {
       passphrase = undefined;
     }
     if (!passphrase) return fail(new AzkeepError("bad_input", "The unlock sent no passphrase."));
-    open(passphrase).then(
-      async () => {
+    // One handler for every failure, the store's own writes after the unlock included: an
+    // error there must reach the person as an answer, not end the vault with no word.
+    open(passphrase)
+      .then(async () => {
         const ids = await identities();
         send({ event: "ready", identities: ids, release: await releaseKeys() });
         socket.end(
           encodeFrame({ id: 0, ok: true, result: { locked: false, identities: ids, vaultPid: process.pid } }),
         );
-      },
-      (e: unknown) => fail(e),
-    );
+      })
+      .catch((e: unknown) => fail(e));
   });
   socket.resume();
 }
 
 process.on("message", (m: { op?: string; id?: number; body?: Record<string, unknown> }, handle?: unknown) => {
   if (m.op === "open") {
-    open().then(
-      async () => send({ event: "ready", identities: await identities(), release: await releaseKeys() }),
-      (e: unknown) => send({ event: "unlock-failed", error: errBody(e) }),
-    );
+    open()
+      .then(async () =>
+        send({ event: "ready", identities: await identities(), release: await releaseKeys() }),
+      )
+      .catch((e: unknown) => send({ event: "unlock-failed", error: errBody(e) }));
     return;
   }
   if (m.op === "passphrase" && handle) {

@@ -28,6 +28,9 @@ describe("agent-only mode with the passphrase provider", { timeout: 180_000 }, (
       env: { AZKEEP_NEW_PASSPHRASE: PASSPHRASE },
     });
     assert.equal(m.code, 0, m.stderr);
+    // As a person who migrated would: the variable no longer names the store's provider (left
+    // set, it makes every write refuse the passphrase store, as it should).
+    delete s.env.AZKEEP_STORE_PROVIDER;
   });
   after(async () => {
     tmux?.kill();
