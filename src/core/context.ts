@@ -188,6 +188,31 @@ function makeBrowser(env: Env): BrowserOpener {
   };
 }
 
+/** How long a request may take before a person at a terminal is told what azkeep waits for. */
+export const SLOW_REQUEST_MS = 3_000;
+
+/**
+ * A person at a terminal waiting on a slow identity provider (or ARM, or a proxy) sees one line
+ * naming the host, instead of a silent cursor. Only on a terminal: scripts and logs get no noise.
+ */
+function noticeSlow(fetch: typeof globalThis.fetch, progress: Progress): typeof globalThis.fetch {
+  return (input, init) => {
+    const timer = setTimeout(() => {
+      if (!progress.terminal) return;
+      let host = "the server";
+      try {
+        host = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url)
+          .host;
+      } catch {
+        /* an unparsable URL fails in fetch itself */
+      }
+      progress.status(`Waiting for ${host}… (Ctrl-C to stop)`);
+    }, SLOW_REQUEST_MS);
+    timer.unref();
+    return fetch(input, init).finally(() => clearTimeout(timer));
+  };
+}
+
 /** The Context of a real process. Only the CLI's entry point and library users call this. */
 export function createNodeContext(options: NodeContextOptions = {}): Context {
   const env = options.env ?? process.env;
@@ -205,27 +230,31 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
       ? () => {}
       : (m) => write(useColor() ? `\x1b[33mWARNING: ${redact(m)}\x1b[0m` : `WARNING: ${redact(m)}`),
   };
+  const progress: Progress = {
+    status: quiet ? () => {} : (m) => write(m),
+    message: (m) => write(m),
+    get terminal() {
+      return (stderrTerminal ??= Boolean(process.stderr.isTTY));
+    },
+  };
   return {
     clock: realClock,
     // HTTPS_PROXY / NO_PROXY / NODE_EXTRA_CA_CERTS, over node:http(s) (see net.ts for why).
-    fetch: createNetworkFetch({
-      env,
-      base: globalThis.fetch.bind(globalThis),
-      extraCaTrustedByNode: env.NODE_EXTRA_CA_CERTS === process.env.NODE_EXTRA_CA_CERTS,
-    }),
+    fetch: noticeSlow(
+      createNetworkFetch({
+        env,
+        base: globalThis.fetch.bind(globalThis),
+        extraCaTrustedByNode: env.NODE_EXTRA_CA_CERTS === process.env.NODE_EXTRA_CA_CERTS,
+      }),
+      progress,
+    ),
     env,
     paths: resolvePaths(env),
     random: { bytes: (n) => new Uint8Array(randomBytes(n)), uuid: () => randomUUID() },
     logger,
     prompter: makePrompter(),
     browser: makeBrowser(env),
-    progress: {
-      status: quiet ? () => {} : (m) => write(m),
-      message: (m) => write(m),
-      get terminal() {
-        return (stderrTerminal ??= Boolean(process.stderr.isTTY));
-      },
-    },
+    progress,
     get color() {
       return useColor();
     },
