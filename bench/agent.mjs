@@ -50,7 +50,7 @@ async function main() {
       "login",
     );
     must(await run(process.execPath, [BIN, "account", "get-access-token"], loginEnv), "get-access-token");
-    must(await run(process.execPath, [BIN, "agent", "start"], env), "agent start");
+    must(await run(process.execPath, [BIN, "agent", "start", "--policy", "open"], env), "agent start");
     const paths = lib.resolvePaths(env);
     const socketPath = lib.agentSocketPath(paths, env);
     const conn = await lib.connectAgent({ socketPath, configDir: paths.configDir });
@@ -60,7 +60,7 @@ async function main() {
     if (status.locked) throw new Error("the agent did not unlock");
     // Every measured client must go through the agent: agent-only mode proves it (a client
     // that tried to open the store itself would fail and end the run).
-    must(await run(process.execPath, [BIN, "agent", "start", "--agent-only"], env), "agent-only");
+    must(await run(process.execPath, [BIN, "agent", "start", "--agent-only", "--policy", "open"], env), "agent-only");
 
     const systemCa = "/etc/ssl/certs/ca-certificates.crt";
     const scenarios = [{ name: "clean", extra: {} }];
