@@ -60,7 +60,10 @@ async function main() {
     if (status.locked) throw new Error("the agent did not unlock");
     // Every measured client must go through the agent: agent-only mode proves it (a client
     // that tried to open the store itself would fail and end the run).
-    must(await run(process.execPath, [BIN, "agent", "start", "--agent-only", "--policy", "open"], env), "agent-only");
+    must(
+      await run(process.execPath, [BIN, "agent", "start", "--agent-only", "--policy", "open"], env),
+      "agent-only",
+    );
 
     const systemCa = "/etc/ssl/certs/ca-certificates.crt";
     const scenarios = [{ name: "clean", extra: {} }];
