@@ -144,6 +144,19 @@ describe("login, account, logout, cloud (e2e)", { timeout: 600_000 }, () => {
         .sort(),
       [ALICE.upn, SP.clientId].sort(),
     );
+    // Two identities side by side: the table says whose each row is (az never needs to).
+    const table = await cli(["account", "list", "--all", "-o", "table"]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /IsDefault\s+User\s*$/m);
+    const devRows = table.stdout.split("\n").filter((l) => l.includes(DEV_SUB));
+    assert.ok(
+      devRows.some((l) => l.trimEnd().endsWith(ALICE.upn)),
+      table.stdout,
+    );
+    assert.ok(
+      devRows.some((l) => l.trimEnd().endsWith(SP.clientId)),
+      table.stdout,
+    );
     const set = await cli(["account", "set", "-s", "CONTOSO PROD"]);
     assert.equal(set.code, 0, set.stderr);
     assert.equal(set.stdout, "");
@@ -159,6 +172,10 @@ describe("login, account, logout, cloud (e2e)", { timeout: 600_000 }, () => {
     assert.equal(r.code, 0, r.stderr);
     const all = JSON.parse((await cli(["account", "list", "--all"])).stdout) as { user: { name: string } }[];
     assert.ok(all.length > 0 && all.every((e) => e.user.name === ALICE.upn));
+    // One identity left: no User column, as az's table.
+    const single = await cli(["account", "list", "--all", "-o", "table"]);
+    assert.match(single.stdout, /IsDefault\s*$/m);
+    assert.doesNotMatch(single.stdout, /IsDefault\s+User/);
     assert.equal((await cli(["logout"])).code, 0);
     const show = await cli(["account", "show"]);
     assert.equal(show.code, 1);
