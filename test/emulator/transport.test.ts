@@ -486,7 +486,10 @@ describe("emulator transport: hostile proxy requests (fast-check)", { timeout: 1
       fc.asyncProperty(hostArb, portArb, async (hostname, port) => {
         const target = port === "" ? hostname : `${hostname}:${port}`;
         const r = await rawStatus(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
-        const shouldAccept = /^[A-Za-z0-9.-]+$/.test(hostname) && port === "443" && isCovered(hostname);
+        // Spaces between the method and the target belong to the request line, not to the
+        // target (Node's parser skips them, as RFC 9112 §3 lets a lenient parser): " host" is host.
+        const named = hostname.replace(/^ +/, "");
+        const shouldAccept = /^[A-Za-z0-9.-]+$/.test(named) && port === "443" && isCovered(named);
         if (shouldAccept) assert.equal(r.status, 200, target);
         else {
           assert.ok(r.status === 400 || r.status === 403, `${JSON.stringify(target)} → ${r.status}`);
