@@ -166,14 +166,12 @@ export function checkDir(dir: string): boolean {
 }
 
 /**
- * Opens one of azkeep's files for reading without following a symlink or blocking on a FIFO,
- * and checks on the open descriptor (no window between check and read) that it is a regular
- * file, ours, private and not over the size limit. Missing → undefined. The caller closes.
+ * Opens a file for reading without following a symlink or blocking on a FIFO (a symlink, socket
+ * or device in its place is named, with the fix). Missing → undefined. The caller closes.
  */
-function openChecked(path: string, maxBytes: number): { fd: number; size: number } | undefined {
-  let fd: number;
+function openRegular(path: string): number | undefined {
   try {
-    fd = openSync(path, OPEN_FLAGS);
+    return openSync(path, OPEN_FLAGS);
   } catch (e) {
     const code = errno(e);
     if (code === "ENOENT") return undefined;
@@ -182,6 +180,16 @@ function openChecked(path: string, maxBytes: number): { fd: number; size: number
     if (code === "ENXIO") throw hostile(path, "a socket or device", `Remove it: rm ${shq(path)}`);
     throw fileError("read", path, e);
   }
+}
+
+/**
+ * Opens one of azkeep's files for reading without following a symlink or blocking on a FIFO,
+ * and checks on the open descriptor (no window between check and read) that it is a regular
+ * file, ours, private and not over the size limit. Missing → undefined. The caller closes.
+ */
+function openChecked(path: string, maxBytes: number): { fd: number; size: number } | undefined {
+  const fd = openRegular(path);
+  if (fd === undefined) return undefined;
   try {
     const st = fstatSync(fd);
     if (!st.isFile())
@@ -241,17 +249,8 @@ export function readPrivateFile(path: string, maxBytes = MAX_FILE_BYTES): Buffer
  * Returns the bytes and the mtime read from the same descriptor.
  */
 export function readOwnFile(path: string, maxBytes: number): { bytes: Buffer; mtimeMs: number } | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, OPEN_FLAGS);
-  } catch (e) {
-    const code = errno(e);
-    if (code === "ENOENT") return undefined;
-    if (code === "ELOOP" || code === "EMLINK")
-      throw hostile(path, "a symbolic link", `azkeep never makes links; remove it: rm ${shq(path)}`);
-    if (code === "ENXIO") throw hostile(path, "a socket or device", `Remove it: rm ${shq(path)}`);
-    throw fileError("read", path, e);
-  }
+  const fd = openRegular(path);
+  if (fd === undefined) return undefined;
   try {
     const st = fstatSync(fd);
     if (!st.isFile())
