@@ -6,6 +6,7 @@ import { readConfig, updateConfig } from "../../src/core/config.js";
 import { createNodeContext } from "../../src/core/context.js";
 import { AzkeepError } from "../../src/core/errors.js";
 import { createFileStore } from "../../src/core/store/file-store.js";
+import { KEPT_ASIDE } from "../../src/core/store/files.js";
 import { migrateStore, openStore } from "../../src/core/store/index.js";
 import type { KeyProvider } from "../../src/core/store/provider.js";
 import { createMemoryProvider } from "../../src/core/store/providers/memory.js";
@@ -98,7 +99,15 @@ describe("file store: damage", () => {
       assert.equal(existsSync(path), false, "damaged file still in place");
       assert.deepEqual((await store.readSecrets()).refreshTokens, [], "a damaged store was half-read");
     }
-    assert.equal(aside(tmp.dir, "tokens.sealed").length, good.length, "every damaged file is kept aside");
+    // Only the newest KEPT_ASIDE copies stay: the last damaged bytes are among them, older ones are gone.
+    const kept = aside(tmp.dir, "tokens.sealed");
+    assert.equal(kept.length, KEPT_ASIDE, `kept aside: ${kept.join(", ")}`);
+    const last = Buffer.from(good);
+    last[good.length - 1] = last[good.length - 1]! ^ (1 << ((good.length - 1) % 8));
+    assert.ok(
+      kept.some((n) => readFileSync(join(tmp.dir, n)).equals(last)),
+      "the newest damaged copy was deleted instead of an old one",
+    );
   });
 
   const damage: [string, (b: Buffer) => Buffer, RegExp][] = [

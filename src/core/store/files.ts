@@ -408,9 +408,14 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** How many damaged copies of one file are kept aside; older ones are deleted at the next set-aside. */
+export const KEPT_ASIDE = 3;
+
 /**
- * Moves a damaged file aside as `<name>.damaged-<timestamp>` (never deletes it: the user may
- * recover it) and returns the new path. Missing → undefined.
+ * Moves a damaged file aside as `<name>.damaged-<timestamp>` (the user may recover it) and
+ * returns the new path. Missing → undefined. Only the newest {@link KEPT_ASIDE} copies of that
+ * file are kept: a store that is damaged again and again (a hostile writer, a failing disk) does
+ * not fill the folder with useless sealed copies.
  */
 export function moveAside(path: string, nowMs: number): string | undefined {
   const stamp = new Date(nowMs).toISOString().replace(/[:.]/g, "-");
@@ -425,10 +430,41 @@ export function moveAside(path: string, nowMs: number): string | undefined {
   }
   try {
     renameSync(path, target);
-    return target;
   } catch (e) {
     if (errno(e) === "ENOENT") return undefined;
     throw e;
+  }
+  pruneAside(path);
+  return target;
+}
+
+/** Deletes all but the newest {@link KEPT_ASIDE} `<path>.damaged-*` regular files (best effort). */
+function pruneAside(path: string): void {
+  const dir = dirname(path);
+  const prefix = `${path.slice(dir.length + 1)}.damaged-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.startsWith(prefix));
+  } catch {
+    return;
+  }
+  // `<stamp>` or `<stamp>-<i>`: the ISO stamp sorts as text, the index as a number.
+  const key = (n: string): [string, number] => {
+    const m = /^(.*?Z)(?:-(\d+))?$/.exec(n.slice(prefix.length));
+    return m ? [m[1]!, Number(m[2] ?? 0)] : [n, 0];
+  };
+  names.sort((a, b) => {
+    const [sa, ia] = key(a);
+    const [sb, ib] = key(b);
+    return sa < sb ? -1 : sa > sb ? 1 : ia - ib;
+  });
+  for (const n of names.slice(0, Math.max(0, names.length - KEPT_ASIDE))) {
+    const f = join(dir, n);
+    try {
+      if (lstatSync(f).isFile()) unlinkSync(f);
+    } catch {
+      /* gone already, or not ours to delete */
+    }
   }
 }
 
