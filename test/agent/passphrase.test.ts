@@ -41,6 +41,7 @@ describe("agent-only mode with the passphrase provider", { timeout: 180_000 }, (
 
   it("starts locked, refuses tokens, unlocks once from a terminal, serves, and locks again", async (t) => {
     if (!requireTool(t, "tmux", "apt-get install -y tmux")) return;
+    if (!requireTool(t, "pinentry-curses", "apt-get install -y pinentry-curses")) return;
     st = await startAgent(s, ["--agent-only"]);
     assert.equal(st.locked, true);
     assert.equal(st.provider, "passphrase");
@@ -57,7 +58,10 @@ describe("agent-only mode with the passphrase provider", { timeout: 180_000 }, (
     tmux = startTmux();
     const env: Record<string, string> = { ...s.env };
     const pane = tmux.pane(`${process.execPath} ${BIN} agent unlock --query locked -o tsv; sleep 30`, env);
-    await tmux.waitFor(pane.target, /Passphrase of the azkeep store:/, 30_000);
+    // pinentry-curses (Debian's, installed by .ci/run) asks, not azkeep's own prompt: only its
+    // dialog shows the description.
+    await tmux.waitFor(pane.target, /Unlock the azkeep agent/, 30_000);
+    await tmux.waitFor(pane.target, /Passphrase of the azkeep store:/, 10_000);
     tmux.type(pane.target, PASSPHRASE);
     tmux.send(pane.target, "Enter");
     await tmux.waitFor(pane.target, /^false$/m, 60_000);

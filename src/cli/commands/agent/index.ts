@@ -74,6 +74,8 @@ export const register: RegisterGroup = (program, lazy) => {
     );
   group
     .command("unlock")
-    .description("unlock the agent (with the passphrase provider: asks for the passphrase on the terminal)")
+    .description(
+      "unlock the agent (with the passphrase provider: asks for the passphrase through pinentry, else on the terminal)",
+    )
     .action(lazy(() => import("./unlock.js")));
 };
