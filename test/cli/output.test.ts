@@ -71,6 +71,7 @@ describe("output formats (az semantics)", () => {
       { n: "1796191795", hex: "0x1F", oct: "017", sexa: "1:20", inf: ".inf", nan: ".NaN", f: "1.0" },
       { nul: "null", tilde: "~", empty: "", t: "true", hash: "#c", colon: "a: b", dash: "- x" },
       { at: "@at", lead: "  x", trail: "x ", url: "https://management.azure.com/" },
+      { merge: "<<", value: "=", neg: "-.5", dot: ".5", negExp: "-.5e+3", just: ".", multi: "line1\nline2" },
       { list: [1, "a", true, null], nested: { b: [], a: {} }, seq: [{ x: 1, y: [2] }] },
       [{ tenantId: "22222222-2222-2222-2222-222222222222" }],
       "plain",

@@ -183,15 +183,31 @@ async function loadYaml(): Promise<YamlModule> {
  * there, and a float needs a dot (and a signed exponent), so `1e5` stays a plain string.
  */
 function pyYamlResolvers(tags: YamlTypes.Tags): YamlTypes.Tags {
-  return tags.map((t) => {
+  const mapped = tags.map((t) => {
     if (typeof t !== "object" || !("test" in t) || !t.test) return t;
     const src = t.test.source;
     if (t.tag === "tag:yaml.org,2002:bool")
       return { ...t, test: new RegExp(src.replace(/^\^\(\?:[YN]\|[yn]\|/, "^(?:")) };
+    // PyYAML's float: a digit before the dot when signed (`-.5` is a string there), or an
+    // unsigned `.5`; an exponent needs the dot and a sign.
     if (t.tag === "tag:yaml.org,2002:float" && "format" in t && t.format === "EXP")
-      return { ...t, test: /^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*[eE][-+][0-9]+$/ };
+      return { ...t, test: /^(?:[-+]?[0-9][0-9_]*\.[0-9_]*[eE][-+][0-9]+|\.[0-9_]+[eE][-+][0-9]+)$/ };
+    if (t.tag === "tag:yaml.org,2002:float" && !("format" in t && t.format) && !/inf/.test(src))
+      return { ...t, test: /^(?:[-+]?[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)$/ };
     return t;
   });
+  // PyYAML resolves `<<` (merge) and `=` (value) as scalars too, so it quotes them as strings.
+  const quoted = (tag: string, test: RegExp): YamlTypes.ScalarTag => ({
+    tag,
+    default: true,
+    test,
+    resolve: (s: string) => s,
+  });
+  return [
+    ...mapped.filter((t) => typeof t !== "object" || t.tag !== "tag:yaml.org,2002:merge"),
+    quoted("tag:yaml.org,2002:value", /^=$/),
+    quoted("tag:yaml.org,2002:merge", /^<<$/),
+  ];
 }
 
 /**
@@ -206,6 +222,7 @@ export async function formatYaml(value: unknown): Promise<string> {
     version: "1.1",
     indentSeq: false,
     singleQuote: true,
+    blockQuote: false,
     lineWidth: 80,
     customTags: pyYamlResolvers,
   });
