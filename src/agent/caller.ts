@@ -6,7 +6,15 @@
  * A caller is `(pid, start time)`; its terminal session is `(session id, the session leader's
  * start time, terminal)`, so an approval never passes to a later process that reuses a pid.
  */
-import { describeProcess, readAncestry, type ProcReader, type ProcessInfo } from "../core/procfs.js";
+import {
+  describeProcess,
+  nodeProcReader,
+  readAncestry,
+  readStat,
+  type ProcReader,
+  type ProcStat,
+  type ProcessInfo,
+} from "../core/procfs.js";
 import type { LogCaller } from "./log.js";
 import type { CallerFacts } from "./policy.js";
 
@@ -88,4 +96,58 @@ export function describeCaller(c: Caller): string[] {
   lines.push(`  terminal: ${c.info.tty ?? "none"}${c.info.sid ? `, session ${c.info.sid}` : ""}`);
   if (c.run) lines.push(`  through azkeep exec run ${c.run.id} (child pid ${c.run.childPid})`);
   return lines;
+}
+
+/**
+ * Callers seen in the last few seconds, so that a client asking 1,000 times a second on one
+ * connection does not have its whole ancestry read from /proc each time. A hit is used only
+ * when the process is provably the same and unchanged in what the policy matches: the same
+ * start time, session and terminal (a reused pid, a `setsid`, are misses), the same executable,
+ * working folder and argv — read again each time, between two reads of its stat, as
+ * `readProcess` does. Parents may have exited since; they are what they were at the first read.
+ */
+export class CallerCache {
+  private entries = new Map<string, { caller: Caller; cmdline: string | undefined; at: number }>();
+
+  constructor(
+    private readonly reader: ProcReader = nodeProcReader,
+    private readonly now: () => number = Date.now,
+    private readonly maxAgeMs = 5_000,
+    private readonly maxEntries = 512,
+  ) {}
+
+  identify(pid: number, run: { id: string; childPid: number } | undefined): Caller {
+    const key = `${pid}|${run?.id ?? ""}|${run?.childPid ?? ""}`;
+    const hit = this.entries.get(key);
+    const t = this.now();
+    if (hit && t - hit.at < this.maxAgeMs && this.unchanged(pid, hit.caller, hit.cmdline)) return hit.caller;
+    if (hit) this.entries.delete(key);
+    const cmdline = this.reader.readFile(`/proc/${pid}/cmdline`);
+    const caller = identifyCaller(pid, run, this.reader);
+    if (caller.facts.known) {
+      if (this.entries.size >= this.maxEntries) this.entries.clear();
+      this.entries.set(key, { caller, cmdline, at: t });
+    }
+    return caller;
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+
+  private unchanged(pid: number, c: Caller, cmdline: string | undefined): boolean {
+    const same = (s: ProcStat | undefined) =>
+      s !== undefined &&
+      s.startTime === c.info.startTime &&
+      s.sid === c.info.sid &&
+      s.ttyNr === c.info.ttyNr &&
+      s.ppid === c.info.ppid;
+    if (!same(readStat(pid, this.reader))) return false;
+    const ok =
+      this.reader.readLink(`/proc/${pid}/exe`) === c.info.exe &&
+      this.reader.readLink(`/proc/${pid}/cwd`) === c.info.cwd &&
+      cmdline !== undefined &&
+      this.reader.readFile(`/proc/${pid}/cmdline`) === cmdline;
+    return ok && same(readStat(pid, this.reader));
+  }
 }

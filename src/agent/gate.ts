@@ -18,7 +18,7 @@
  */
 import { readProcess, type ProcReader } from "../core/procfs.js";
 import type { ReleaseDecision, ReleaseGate, ReleaseRequest } from "./release.js";
-import { describeCaller, identifyCaller, logCaller, type Caller } from "./caller.js";
+import { CallerCache, describeCaller, logCaller, type Caller } from "./caller.js";
 import { ReleaseLog, type LogRequest } from "./log.js";
 import { findPinentry, pinentryConfirm, type ConfirmOutcome, type Dialog } from "./pinentry.js";
 import {
@@ -124,6 +124,7 @@ export class PolicyGate {
   private log: ReleaseLog | undefined;
   private policyCache: { sig: string; load: PolicyLoad } | undefined;
   private approvals = new Map<string, Approval>();
+  private readonly callers: CallerCache;
   private prompting: Promise<unknown> = Promise.resolve();
   private readonly now: () => number;
   private promptTty: string | undefined;
@@ -131,6 +132,7 @@ export class PolicyGate {
   constructor(private readonly o: PolicyGateOptions) {
     this.now = o.now ?? Date.now;
     this.promptTty = o.promptTty;
+    this.callers = new CallerCache(o.reader, this.now);
   }
 
   /** Called when the store is unlocked (the vault's derived keys) and with undefined at lock. */
@@ -177,7 +179,7 @@ export class PolicyGate {
   }
 
   async decide(req: GateRequest): Promise<GateDecision> {
-    const caller = identifyCaller(req.peer.pid, req.run, this.o.reader);
+    const caller = this.callers.identify(req.peer.pid, req.run);
     const d = await this.decideFor(caller, req);
     this.log?.append({
       caller: logCaller(caller),

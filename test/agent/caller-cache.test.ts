@@ -1,0 +1,87 @@
+/**
+ * The agent's caller cache: a hit only for the same, unchanged process; a reused pid, a new
+ * session, a new folder, executable or argv is read afresh. Uses a fake /proc that counts reads.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { CallerCache } from "../../src/agent/caller.js";
+import type { ProcReader } from "../../src/core/procfs.js";
+
+function stat(pid: number, comm: string, ppid: number, sid: number, tty: number, start: number) {
+  return `${pid} (${comm}) S ${ppid} ${pid} ${sid} ${tty} -1 0 0 0 0 0 0 0 0 0 20 0 1 0 ${start} 1000 10\n`;
+}
+
+function world() {
+  const files: Record<string, string> = {};
+  const put = (
+    pid: number,
+    ppid: number,
+    start: number,
+    exe: string,
+    opts: { sid?: number; cwd?: string } = {},
+  ) => {
+    files[`/proc/${pid}/stat`] = stat(pid, exe.split("/").pop()!, ppid, opts.sid ?? 1, 34816, start);
+    files[`/proc/${pid}/exe`] = exe;
+    files[`/proc/${pid}/cwd`] = opts.cwd ?? "/home/me";
+    files[`/proc/${pid}/cmdline`] = `${exe}\0plan\0`;
+    files[`/proc/${pid}/status`] = `Name:\tx\nUid:\t1000\t1000\t1000\t1000\n`;
+    files[`/proc/${pid}/cgroup`] = `0::/user.slice/user-1000.slice/session-3.scope\n`;
+  };
+  let reads = 0;
+  const get = (p: string) => {
+    reads++;
+    return files[p];
+  };
+  const reader: ProcReader = { readFile: get, readLink: get };
+  put(1, 0, 1, "/sbin/init");
+  put(100, 1, 50, "/usr/bin/bash");
+  put(200, 100, 900, "/usr/bin/terraform");
+  return { files, put, reader, reads: () => reads };
+}
+
+describe("agent: caller cache", () => {
+  it("the same unchanged process is a hit, with fewer /proc reads than a full identification", () => {
+    const w = world();
+    const now = 1_000;
+    const cache = new CallerCache(w.reader, () => now);
+    const first = cache.identify(200, undefined);
+    assert.equal(first.facts.known, true);
+    assert.deepEqual(first.facts.ancestors, ["/usr/bin/bash", "/sbin/init"]);
+    const full = w.reads();
+    const again = cache.identify(200, undefined);
+    assert.equal(again, first, "not served from the cache");
+    const hit = w.reads() - full;
+    assert.ok(hit < full / 2, `a hit read ${hit} files, a full identification ${full}`);
+  });
+
+  const changes: [string, (w: ReturnType<typeof world>) => void][] = [
+    ["a reused pid (new start time)", (w) => w.put(200, 100, 901, "/usr/bin/terraform")],
+    ["another executable (exec)", (w) => (w.files["/proc/200/exe"] = "/tmp/evil")],
+    ["another folder (chdir)", (w) => (w.files["/proc/200/cwd"] = "/tmp")],
+    ["another argv", (w) => (w.files["/proc/200/cmdline"] = "/usr/bin/terraform\0apply\0")],
+    ["another session (setsid)", (w) => w.put(200, 100, 900, "/usr/bin/terraform", { sid: 7 })],
+    ["another parent (reparented)", (w) => w.put(200, 1, 900, "/usr/bin/terraform")],
+  ];
+  for (const [name, change] of changes)
+    it(`${name} is read afresh, not served from the cache`, () => {
+      const w = world();
+      const cache = new CallerCache(w.reader, () => 1_000);
+      const first = cache.identify(200, undefined);
+      change(w);
+      const second = cache.identify(200, undefined);
+      assert.notEqual(second, first);
+    });
+
+  it("an entry older than its lifetime is read afresh; an unknown caller is never cached", () => {
+    const w = world();
+    let now = 1_000;
+    const cache = new CallerCache(w.reader, () => now, 5_000);
+    const first = cache.identify(200, undefined);
+    now += 5_001;
+    assert.notEqual(cache.identify(200, undefined), first);
+    const unknown = cache.identify(4242, undefined);
+    assert.equal(unknown.facts.known, false);
+    w.put(4242, 100, 77, "/usr/bin/python3");
+    assert.equal(cache.identify(4242, undefined).facts.known, true);
+  });
+});
