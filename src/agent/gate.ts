@@ -19,7 +19,7 @@
 import { readProcess, type ProcReader } from "../core/procfs.js";
 import type { ReleaseDecision, ReleaseGate, ReleaseRequest } from "./release.js";
 import { CallerCache, describeCaller, logCaller, type Caller } from "./caller.js";
-import { ReleaseLog, type LogRequest } from "./log.js";
+import { ReleaseLog, type LogEntry, type LogRequest } from "./log.js";
 import { findPinentry, pinentryConfirm, type ConfirmOutcome, type Dialog } from "./pinentry.js";
 import {
   loadPolicy,
@@ -119,10 +119,14 @@ interface Approval {
   rule: string;
 }
 
+/** Refusals kept while locked, waiting for the log key; beyond that they are not kept. */
+const MAX_PENDING = 1000;
+
 export class PolicyGate {
   private keys: ReleaseKeys | undefined;
   private log: ReleaseLog | undefined;
   private policyCache: { sig: string; load: PolicyLoad } | undefined;
+  private pending: LogEntry[] = [];
   private approvals = new Map<string, Approval>();
   private readonly callers: CallerCache;
   private prompting: Promise<unknown> = Promise.resolve();
@@ -145,6 +149,26 @@ export class PolicyGate {
       return;
     }
     this.log = ReleaseLog.open(this.o.configDir, keys.log, this.now);
+    // Refusals made while locked (no log key in the front then) are written now, with their time.
+    for (const e of this.pending.splice(0)) this.log.append(e);
+  }
+
+  /**
+   * Logs a refusal made without asking the policy (the agent is locked). Locked, the front holds
+   * no log key, so the record waits in memory (bounded) and is chained in at the next unlock.
+   */
+  refused(req: GateRequest, rule: string, reason: string): void {
+    const caller = this.callers.identify(req.peer.pid, req.run);
+    const entry: LogEntry = {
+      caller: logCaller(caller),
+      request: logRequest(req),
+      decision: "deny",
+      rule,
+      reason,
+      at: this.now(),
+    };
+    if (this.log) this.log.append(entry);
+    else if (this.pending.length < MAX_PENDING) this.pending.push(entry);
   }
 
   /** The terminal pinentry asks on (the one `agent start`/`unlock` ran in). */
@@ -402,6 +426,7 @@ export function releaseGate(o: PolicyGateOptions): ReleaseGate & { gate: PolicyG
   return {
     gate,
     decide: (req) => gate.decide(req),
+    refused: (req, rule, reason) => gate.refused(req, rule, reason),
     unlocked(keys) {
       gate.setKeys(
         keys

@@ -62,6 +62,8 @@ export interface LogEntry {
   rule: string;
   /** Why, in words (the refusal the client saw, or how it was approved). */
   reason?: string | undefined;
+  /** When it was decided (ms), if not now: a refusal made while locked, written at unlock. */
+  at?: number | undefined;
 }
 
 export interface LogRecord extends LogEntry {
@@ -267,7 +269,7 @@ export class ReleaseLog {
   append(entry: LogEntry): LogRecord {
     const base = {
       seq: this.seq + 1,
-      time: new Date(this.now()).toISOString(),
+      time: new Date(entry.at ?? this.now()).toISOString(),
       prev: this.lastMac,
       caller: entry.caller,
       request: entry.request,

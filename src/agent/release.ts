@@ -46,6 +46,8 @@ export interface ReleaseGate {
   locked?(): void;
   /** `agent start`/`unlock` ran from this pid: ask the person on its terminal. */
   promptFrom?(pid: number): void;
+  /** A request refused before the gate was asked (the agent is locked): logged all the same. */
+  refused?(req: ReleaseRequest, rule: string, reason: string): void;
   /** `azkeep agent log`: the records and whether the chain verifies. */
   readLog?(): Promise<unknown>;
 }

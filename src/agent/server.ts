@@ -402,10 +402,6 @@ export class AgentServer {
     msg: Record<string, unknown>,
     peer: PeerCredentials | undefined,
   ): Promise<unknown> {
-    if (this.locked) {
-      if (this.vaultReady) await this.vaultReady.catch(() => {});
-      if (this.locked) throw lockedError(this.lockedBy);
-    }
     const q = (op === "token" ? msg.request : msg) as Record<string, unknown> | undefined;
     if (!q || typeof q !== "object")
       throw new AzkeepError("bad_input", "The token request has no `request`.");
@@ -425,6 +421,14 @@ export class AgentServer {
       ...(str(q.resourceType) ? { resourceType: str(q.resourceType)! } : {}),
       ...(run && typeof run === "object" ? { run } : {}),
     };
+    if (this.locked) {
+      if (this.vaultReady) await this.vaultReady.catch(() => {});
+      if (this.locked) {
+        const err = lockedError(this.lockedBy);
+        this.o.gate.refused?.(req, "locked", err.message);
+        throw err;
+      }
+    }
     const decision = await this.o.gate.decide(req);
     if (!decision.allow) {
       this.o.log(`denied ${op} to pid ${req.peer.pid}${decision.rule ? ` (rule ${decision.rule})` : ""}`);

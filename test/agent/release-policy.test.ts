@@ -21,6 +21,7 @@ const skip = tools.length ? `missing: apt-get install -y ${tools.join(" ")}` : f
 
 interface Rec {
   seq: number;
+  time: string;
   decision: string;
   rule: string;
   caller: { pid: number; exe?: string; argv?: string[]; tty?: string };
@@ -252,6 +253,29 @@ describe("release policy: who asks, the person confirms, the log", { timeout: 24
       const { rmSync } = await import("node:fs");
       rmSync(path, { force: true });
     }
+  });
+
+  it("refusals while locked are chained into the log at the next unlock, with their time and caller", async () => {
+    const before = (await log()).length;
+    const lock = await s.cli(["agent", "lock"]);
+    assert.equal(lock.code, 0, lock.stderr);
+    const t0 = Date.now();
+    const r = await runProcess(process.execPath, [BIN, "account", "get-access-token"], {
+      env: s.env,
+      timeoutMs: 30_000,
+    });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^ERROR: The azkeep agent is locked\.\nRun `azkeep agent unlock`/);
+    const un = await s.cli(["agent", "unlock"]);
+    assert.equal(un.code, 0, un.stderr);
+    const recs = (await log()).slice(before);
+    const locked = recs.filter((x) => x.decision === "deny" && x.rule === "locked");
+    assert.equal(locked.length, 1, JSON.stringify(recs.map((x) => [x.caller.exe, x.rule])));
+    assert.ok(locked[0]!.caller.argv?.includes("get-access-token"), JSON.stringify(locked[0]!.caller));
+    const at = Date.parse(locked[0]!.time);
+    assert.ok(at >= t0 - 1000 && at <= Date.now(), `time ${at} is when it was refused`);
+    // log() ran `agent log`, which exits 1 unless the chain verifies: the records were MAC-chained.
+    st = await agentStatus(s);
   });
 
   it("an edited or truncated log → `agent log` and `doctor` name the record", async () => {
