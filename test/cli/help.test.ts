@@ -2,7 +2,7 @@
  * What a CLI of this kind is expected to have, through the built `bin/azkeep.js`: `--version`
  * with the build, help wrapped at the terminal's width with an ENVIRONMENT section naming every
  * variable azkeep reads, numeric defaults as numbers, and shell completion that works in a
- * real bash.
+ * real bash, a real fish (`complete -C`) and a real interactive zsh (Tab typed in tmux).
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -10,6 +10,8 @@ import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { runCli, tempHome } from "../helpers/cli.js";
+import { requireTool } from "../helpers/require-tool.js";
+import { startTmux } from "../helpers/tmux.js";
 import { REPO } from "../tokens/signed-in.js";
 
 function sources(dir: string, out: string[] = []): string[] {
@@ -103,6 +105,76 @@ t azkeep completion ""
       "azkeep -o ya|yaml yamlc",
       "azkeep completion |bash zsh fish --output --query --debug --verbose --only-show-errors",
     ]);
+  });
+
+  it("fish completion works in a real fish (complete -C through the generated conditions)", async (t) => {
+    if (!requireTool(t, "fish", "apt-get install fish")) return;
+    using home = tempHome();
+    const r = await runCli(["completion", "fish"], { env: home.env });
+    assert.equal(r.code, 0, r.stderr);
+    const script = join(home.home, "azkeep.fish");
+    writeFileSync(script, r.stdout);
+    const lines = [
+      "azkeep acc",
+      "azkeep account ",
+      "azkeep account get-access-token --resource-t",
+      "azkeep account get-access-token --resource-type ms",
+      "azkeep -o ya",
+      "azkeep completion ",
+    ];
+    // Each candidate without its description; the words joined by spaces after a '|'.
+    const probe = `source ${script}; or exit 9
+for l in ${lines.map((l) => `'${l}'`).join(" ")}
+  echo "$l|"(string join -- ' ' (complete -C $l | string replace -r '\t.*' ''))
+end`;
+    const f = spawnSync("fish", ["--no-config", "-c", probe], {
+      encoding: "utf8",
+      timeout: 20_000,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home.home },
+    });
+    assert.equal(f.status, 0, f.stderr);
+    // The generated conditions must not print fish errors (an empty path once broke `test`).
+    assert.equal(f.stderr, "");
+    assert.deepEqual(f.stdout.trim().split("\n"), [
+      "azkeep acc|account",
+      "azkeep account |clear get-access-token list set show",
+      "azkeep account get-access-token --resource-t|--resource-type",
+      "azkeep account get-access-token --resource-type ms|ms-graph",
+      "azkeep -o ya|yaml yamlc",
+      "azkeep completion |bash fish zsh",
+    ]);
+  });
+
+  it("zsh completion works in a real interactive zsh (compinit, Tab typed in tmux)", async (t) => {
+    if (!requireTool(t, "zsh", "apt-get install zsh")) return;
+    if (!requireTool(t, "tmux", "apt-get install tmux")) return;
+    using home = tempHome();
+    const r = await runCli(["completion", "zsh"], { env: home.env });
+    assert.equal(r.code, 0, r.stderr);
+    const script = join(home.home, "_azkeep");
+    writeFileSync(script, r.stdout);
+    await using tmux = startTmux();
+    const { target } = tmux.pane(`env -i HOME=${home.home} TERM=xterm PATH=/usr/bin:/bin zsh -f`);
+    await tmux.waitFor(target, /[#%] $/m);
+    tmux.type(target, `autoload -U compinit && compinit -u && source ${script} && echo COMPLETION-READY`);
+    tmux.send(target, "Enter");
+    await tmux.waitFor(target, /^COMPLETION-READY$/m);
+    tmux.type(target, "azkeep account ge");
+    tmux.send(target, "Tab");
+    await tmux.waitFor(target, /azkeep account get-access-token $/m);
+    tmux.type(target, "--resource-t");
+    tmux.send(target, "Tab");
+    await tmux.waitFor(target, /get-access-token --resource-type $/m);
+    tmux.type(target, "ms");
+    tmux.send(target, "Tab");
+    await tmux.waitFor(target, /get-access-token --resource-type ms-graph $/m);
+    tmux.send(target, "C-u");
+    tmux.type(target, "azkeep -o ya");
+    tmux.send(target, "Tab");
+    // Two candidates: the first Tab inserts their common prefix, the second lists both.
+    await tmux.waitFor(target, /azkeep -o yaml\s*$/m);
+    tmux.send(target, "Tab");
+    await tmux.waitFor(target, /^yaml\s+yamlc\s*$/m);
   });
 
   it("zsh and fish scripts; an unknown shell is a usage error", async () => {

@@ -49,7 +49,7 @@ export function startTmux(): Tmux {
       tmux(["send-keys", "-t", target, ...keys]);
     },
     type(target, text) {
-      tmux(["send-keys", "-t", target, "-l", text]);
+      tmux(["send-keys", "-t", target, "-l", "--", text]);
     },
     capture(target) {
       return tmux(["capture-pane", "-p", "-J", "-t", target]);

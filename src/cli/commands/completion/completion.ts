@@ -106,7 +106,8 @@ export function fishScript(root: CompletionNode): string {
     "        set -l cand (string join ' ' $path $w)",
     `        contains -- $cand ${paths.join(" ")}; and set path $path $w`,
     "    end",
-    '    test (string join " " $path) = "$argv[1]"',
+    "    set -l joined (string join ' ' $path)",
+    '    test "$joined" = "$argv[1]"',
     "end",
     "complete -c azkeep -f",
   ];
