@@ -34,7 +34,7 @@ import { statSync } from "node:fs";
 import { AzkeepError } from "../core/errors.js";
 import { UNLOCK_HINT } from "./protocol.js";
 import { join } from "node:path";
-import { POLICY_FILE } from "./policy.js";
+import { DEFAULT_DEFAULTS, POLICY_FILE } from "./policy.js";
 
 type GateRequest = ReleaseRequest;
 type GateDecision = ReleaseDecision;
@@ -119,6 +119,16 @@ interface Approval {
   rule: string;
 }
 
+/**
+ * The MAC of the last policy file the gate verified, kept inside the seal (trust on first
+ * sight), and the vault call that records it. Once set, a missing policy.json is not "the
+ * defaults": the person confirms it first.
+ */
+export interface SealedPolicyMark {
+  mac?: string;
+  mark?: (mac: string | undefined) => Promise<void>;
+}
+
 /** Refusals kept while locked, waiting for the log key; beyond that they are not kept. */
 const MAX_PENDING = 1000;
 
@@ -126,6 +136,8 @@ export class PolicyGate {
   private keys: ReleaseKeys | undefined;
   private log: ReleaseLog | undefined;
   private policyCache: { sig: string; load: PolicyLoad } | undefined;
+  /** The policy MAC the seal holds and how to change it (from the vault at unlock). */
+  private seen: SealedPolicyMark | undefined;
   private pending: LogEntry[] = [];
   private approvals = new Map<string, Approval>();
   private readonly callers: CallerCache;
@@ -140,8 +152,9 @@ export class PolicyGate {
   }
 
   /** Called when the store is unlocked (the vault's derived keys) and with undefined at lock. */
-  setKeys(keys: ReleaseKeys | undefined): void {
+  setKeys(keys: ReleaseKeys | undefined, seen?: SealedPolicyMark): void {
     this.keys = keys;
+    this.seen = seen;
     this.policyCache = undefined;
     if (!keys) {
       this.log = undefined;
@@ -217,12 +230,12 @@ export class PolicyGate {
 
   private async decideFor(caller: Caller, req: GateRequest): Promise<GateDecision> {
     if (this.o.mode === "open") return { allow: true, rule: "open" };
-    const load = this.policy();
+    const load = await this.checkedPolicy();
     if (load.state === "tampered")
       return {
         allow: false,
         rule: "policy-tampered",
-        reason: `The agent's release policy is not trusted: ${load.message}. Nothing is released until it is restored: put back the file azkeep wrote, or remove it to return to the defaults.`,
+        reason: `The agent's release policy is not trusted: ${load.message}. Nothing is released until it is restored: ${load.next ?? "put back the file azkeep wrote, or remove it to return to the defaults"}.`,
       };
     const policy = load.policy;
     const facts = requestFacts(req);
@@ -280,6 +293,77 @@ export class PolicyGate {
     });
     this.prompting = answer.catch(() => {});
     return answer;
+  }
+
+  /**
+   * The policy file as verified, checked against the MAC the seal holds: a verified file is
+   * recorded there (first sight, or a new file azkeep wrote); a missing file after one was seen
+   * is a removal, which the person confirms before the defaults apply.
+   */
+  private async checkedPolicy(): Promise<PolicyLoad> {
+    const load = this.policy();
+    const seen = this.seen;
+    if (!seen) return load;
+    if (load.state === "ok" && seen.mac !== load.mac) {
+      try {
+        await seen.mark?.(load.mac);
+        seen.mac = load.mac;
+      } catch {
+        /* not recorded (the vault went away): asked again at the next request */
+      }
+      return load;
+    }
+    if (load.state !== "default" || !seen.mac) return load;
+    const answer = this.prompting.then(() => this.confirmRemoval(load));
+    this.prompting = answer.catch(() => {});
+    return answer;
+  }
+
+  private async confirmRemoval(load: PolicyLoad): Promise<PolicyLoad> {
+    const seen = this.seen;
+    if (!seen?.mac) return load; // confirmed while this request waited
+    const file = join(this.o.configDir, POLICY_FILE);
+    const refused = (why: string): PolicyLoad => ({
+      state: "tampered",
+      message: `${file} was removed outside azkeep, and ${why}`,
+      next: "put back the policy.json azkeep wrote, or run the command again from a terminal and confirm the defaults",
+    });
+    const confirm = this.o.confirm ?? this.pinentryConfirm();
+    if (!confirm)
+      return refused("the agent has no pinentry or terminal to ask whether the defaults may apply");
+    const outcome = await confirm(
+      {
+        title: "azkeep: the release policy was removed",
+        description: [
+          "The azkeep agent's release policy file was removed:",
+          file,
+          "",
+          "Without it the defaults apply: terminal sessions are asked once,",
+          "callers with no terminal get nothing, and its rules are gone.",
+          "",
+          "Return to the defaults?",
+        ].join("\n"),
+        ok: "_Use the defaults",
+        cancel: "_Keep refusing",
+      },
+      DEFAULT_DEFAULTS.promptTimeout,
+    );
+    if (outcome.answer !== "allow")
+      return refused(
+        outcome.answer === "cancel"
+          ? "you kept refusing"
+          : outcome.answer === "timeout"
+            ? "nobody confirmed the defaults in time"
+            : `the prompt failed (${outcome.detail})`,
+      );
+    try {
+      await seen.mark?.(undefined);
+    } catch (e) {
+      return refused(`the confirmation could not be recorded (${(e as Error).message})`);
+    }
+    delete seen.mac;
+    this.approvals.clear();
+    return load;
   }
 
   /** Approvals are per terminal session; a confirm rule for callers without one approves that process only. */
@@ -427,10 +511,16 @@ export function releaseGate(o: PolicyGateOptions): ReleaseGate & { gate: PolicyG
     gate,
     decide: (req) => gate.decide(req),
     refused: (req, rule, reason) => gate.refused(req, rule, reason),
-    unlocked(keys) {
+    unlocked(keys, markPolicy) {
       gate.setKeys(
         keys
           ? { log: Buffer.from(keys.log, "base64"), policy: Buffer.from(keys.policy, "base64") }
+          : undefined,
+        keys
+          ? {
+              ...(keys.policyMac ? { mac: keys.policyMac } : {}),
+              ...(markPolicy ? { mark: markPolicy } : {}),
+            }
           : undefined,
       );
     },

@@ -274,11 +274,11 @@ function policyMac(key: Uint8Array, policy: Policy): string {
 }
 
 export type PolicyLoad =
-  | { state: "ok"; policy: Policy }
+  | { state: "ok"; policy: Policy; mac: string }
   /** No policy.json: the defaults apply. */
   | { state: "default"; policy: Policy }
   /** The file does not verify: nothing may be released until it is set again through azkeep. */
-  | { state: "tampered"; message: string };
+  | { state: "tampered"; message: string; next?: string };
 
 /** Reads and verifies `policy.json` in `dir`. */
 export function loadPolicy(dir: string, key: Uint8Array): PolicyLoad {
@@ -303,7 +303,7 @@ export function loadPolicy(dir: string, key: Uint8Array): PolicyLoad {
   const got = Buffer.from(mac);
   if (want.length !== got.length || !timingSafeEqual(want, got))
     return { state: "tampered", message: `${path} was changed outside azkeep (its MAC does not match)` };
-  return { state: "ok", policy: { version: 1, defaults: parsed.defaults, rules: parsed.rules } };
+  return { state: "ok", policy: { version: 1, defaults: parsed.defaults, rules: parsed.rules }, mac };
 }
 
 /** Writes `policy.json` (MACed; temp file → rename). The caller has the person's confirmation. */

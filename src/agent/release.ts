@@ -30,6 +30,13 @@ export interface ReleaseRequest {
   op?: string;
 }
 
+/** What the vault sends at unlock: the MAC keys, and the policy MAC it last recorded. */
+export interface ReleaseKeysMessage {
+  log: string;
+  policy: string;
+  policyMac?: string;
+}
+
 export interface ReleaseDecision {
   allow: boolean;
   /** Shown to the client when denied (one line, names the next step). */
@@ -40,8 +47,14 @@ export interface ReleaseDecision {
 
 export interface ReleaseGate {
   decide(req: ReleaseRequest): Promise<ReleaseDecision>;
-  /** The store was unlocked: the release keys the vault derived (base64). */
-  unlocked?(keys: { log: string; policy: string } | undefined): void;
+  /**
+   * The store was unlocked: the release keys the vault derived (base64), and how to record in
+   * the seal the MAC of the policy file the gate verified (undefined: clear it).
+   */
+  unlocked?(
+    keys: ReleaseKeysMessage | undefined,
+    markPolicy?: (mac: string | undefined) => Promise<void>,
+  ): void;
   /** The store was locked: keys and approvals are dropped. */
   locked?(): void;
   /** `agent start`/`unlock` ran from this pid: ask the person on its terminal. */

@@ -27,12 +27,12 @@ import {
   type AgentStatus,
 } from "./protocol.js";
 import type { PeerCredentials } from "./peer.js";
-import type { ReleaseGate, ReleaseRequest } from "./release.js";
+import type { ReleaseGate, ReleaseKeysMessage, ReleaseRequest } from "./release.js";
 
 /** What the front tells the vault, and what it answers (over the IPC channel). */
 export interface VaultCall {
   id: number;
-  op: "token" | "account" | "accounts" | "identities" | "write";
+  op: "token" | "account" | "accounts" | "identities" | "write" | "policy-mark";
   body: Record<string, unknown>;
 }
 
@@ -40,7 +40,7 @@ export type VaultReply =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: AgentErrorBody }
   /** `release`: the release policy's MAC keys (base64), derived in the vault; the gate keeps them. */
-  | { event: "ready"; identities: string[]; release?: { log: string; policy: string } }
+  | { event: "ready"; identities: string[]; release?: ReleaseKeysMessage }
   | { event: "unlock-failed"; error: AgentErrorBody };
 
 export interface AgentServerOptions {
@@ -137,7 +137,9 @@ export class AgentServer {
         if ("event" in m) {
           if (m.event === "ready") {
             this.identities = m.identities;
-            this.o.gate.unlocked?.(m.release);
+            this.o.gate.unlocked?.(m.release, (mac) =>
+              this.callVault("policy-mark", { mac }).then(() => undefined),
+            );
             this.setUnlocked();
             resolve();
           } else {

@@ -137,15 +137,29 @@ async function open(passphrase?: string): Promise<void> {
 }
 
 /** The release policy's MAC keys, from the release secret sealed in the store (created once). */
-async function releaseKeys(): Promise<{ log: string; policy: string }> {
-  let root = (await store.readSecrets()).release?.root;
-  if (!root)
-    root = await store.update((s) => {
+async function releaseKeys(): Promise<{ log: string; policy: string; policyMac?: string }> {
+  let release = (await store.readSecrets()).release;
+  if (!release?.root)
+    release = await store.update((s) => {
       s.secrets.release ??= { root: randomBytes(32).toString("base64") };
-      return s.secrets.release.root;
+      return { ...s.secrets.release };
     });
-  const keys = deriveReleaseKeys(Buffer.from(root, "base64"));
-  return { log: keys.log.toString("base64"), policy: keys.policy.toString("base64") };
+  const keys = deriveReleaseKeys(Buffer.from(release.root, "base64"));
+  return {
+    log: keys.log.toString("base64"),
+    policy: keys.policy.toString("base64"),
+    ...(release.policy ? { policyMac: release.policy } : {}),
+  };
+}
+
+/** Records (or clears) the MAC of the policy file the gate last verified, inside the seal. */
+async function markPolicy(mac: unknown): Promise<null> {
+  await store.update((s) => {
+    if (!s.secrets.release) return;
+    if (typeof mac === "string" && mac) s.secrets.release.policy = mac;
+    else delete s.secrets.release.policy;
+  });
+  return null;
 }
 
 async function identities(): Promise<string[]> {
@@ -224,6 +238,8 @@ async function call(c: VaultCall): Promise<unknown> {
       return identities();
     case "write":
       return write(c.body.write as WriteOp);
+    case "policy-mark":
+      return markPolicy(c.body.mac);
   }
 }
 

@@ -4,9 +4,10 @@
  * agent was started from, the MAC-chained log, `agent log` and `doctor`.
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { DEFAULT_DEFAULTS, deriveReleaseKeys, savePolicy } from "../../src/agent/policy.js";
 import { PROTOCOL_VERSION } from "../../src/agent/protocol.js";
 import { BIN } from "../helpers/cli.js";
 import { runProcess } from "../helpers/process.js";
@@ -253,6 +254,62 @@ describe("release policy: who asks, the person confirms, the log", { timeout: 24
       const { rmSync } = await import("node:fs");
       rmSync(path, { force: true });
     }
+  });
+
+  it("a policy removed after the agent verified it → the person confirms the defaults first; refusing keeps everything refused", async () => {
+    const dir = s.env.AZKEEP_CONFIG_DIR!;
+    const path = join(dir, "policy.json");
+    const root = (await s.secrets()).release?.root;
+    assert.ok(root, "the agent made its release secret at unlock");
+    const keys = deriveReleaseKeys(Buffer.from(root, "base64"));
+    await savePolicy(dir, keys.policy, {
+      version: 1,
+      defaults: { ...DEFAULT_DEFAULTS },
+      rules: [{ name: "graph-never", request: { audience: "*graph.microsoft.com*" }, action: "deny" }],
+    });
+    const mac = (JSON.parse(readFileSync(path, "utf8")) as { mac: string }).mac;
+    const ask = () =>
+      runProcess(process.execPath, [BIN, "account", "get-access-token"], { env: s.env, timeoutMs: 30_000 });
+    // Seen and verified: its MAC goes into the seal (the caller has no terminal: denied as before).
+    const seen = await ask();
+    assert.equal(seen.code, 1);
+    assert.equal((await log()).pop()?.rule, "no-terminal");
+    assert.equal((await s.secrets()).release?.policy, mac, "the verified policy's MAC is sealed");
+
+    rmSync(path);
+    tmux.clear(promptPane.target);
+    const refused = ask();
+    let screen = await tmux.waitFor(promptPane.target, /Return to the defaults\?[\s\S]*\[uk\]\?/, 20_000);
+    assert.match(screen, new RegExp(`release policy file was removed:\\s+${path.replace(/[/.]/g, "\\$&")}`));
+    tmux.type(promptPane.target, "k");
+    const r1 = await refused;
+    assert.equal(r1.code, 1);
+    assert.match(
+      r1.stderr,
+      /^ERROR: The agent's release policy is not trusted: .*policy\.json was removed outside azkeep, and you kept refusing\. Nothing is released until it is restored: put back the policy\.json azkeep wrote/m,
+    );
+    assert.equal(r1.stdout, "");
+    assert.equal((await log()).pop()?.rule, "policy-tampered");
+    assert.equal((await s.secrets()).release?.policy, mac, "refusing keeps the sealed mark");
+
+    tmux.clear(promptPane.target);
+    const confirmed = ask();
+    screen = await tmux.waitFor(promptPane.target, /Return to the defaults\?[\s\S]*\[uk\]\?/, 20_000);
+    tmux.type(promptPane.target, "u");
+    const r2 = await confirmed;
+    // The defaults now decide: a caller with no terminal is denied by them, not by the policy check.
+    assert.equal(r2.code, 1);
+    assert.match(r2.stderr, /has no terminal/);
+    assert.equal((await log()).pop()?.rule, "no-terminal");
+    assert.equal((await s.secrets()).release?.policy, undefined, "confirming clears the sealed mark");
+    tmux.clear(promptPane.target);
+    const after = await ask();
+    assert.match(after.stderr, /has no terminal/);
+    assert.doesNotMatch(
+      promptScreen(),
+      /Return to the defaults/,
+      "asked again after the defaults were confirmed",
+    );
   });
 
   it("refusals while locked are chained into the log at the next unlock, with their time and caller", async () => {

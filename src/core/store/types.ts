@@ -75,7 +75,14 @@ export interface Secrets {
    * derived from it (HKDF). Kept here so that it is sealed with the store and survives
    * `store migrate`; created by the agent at its first unlock.
    */
-  release?: { root: string };
+  release?: {
+    root: string;
+    /**
+     * The MAC of the last policy.json the agent verified (trust on first sight): once set, a
+     * removed policy file is not taken as "the defaults" until the person confirms it.
+     */
+    policy?: string;
+  };
   /** profile.json and config.json's protected sections as azkeep last wrote them (file store). */
   mirror?: SealedMirror;
   /** Counts writes; the key provider remembers the highest seen where it can (rollback). */
