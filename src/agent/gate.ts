@@ -20,7 +20,13 @@ import { readProcess, type ProcReader } from "../core/procfs.js";
 import type { ReleaseDecision, ReleaseGate, ReleaseRequest } from "./release.js";
 import { CallerCache, describeCaller, logCaller, type Caller } from "./caller.js";
 import { ReleaseLog, type LogEntry, type LogRequest } from "./log.js";
-import { findPinentry, pinentryConfirm, type ConfirmOutcome, type Dialog } from "./pinentry.js";
+import {
+  findPinentry,
+  pinentryConfirm,
+  pinentryOptions,
+  type ConfirmOutcome,
+  type Dialog,
+} from "./pinentry.js";
 import {
   loadPolicy,
   matchRule,
@@ -481,24 +487,7 @@ export class PolicyGate {
     const tty = this.promptTty;
     return (dialog, timeoutSec) =>
       pinentryConfirm(
-        {
-          program: pin.program,
-          ...(pin.kind === "tty" && tty ? { ttyname: tty } : {}),
-          ...(env.DISPLAY ? { display: env.DISPLAY } : {}),
-          ttytype: env.TERM && env.TERM !== "dumb" ? env.TERM : "xterm",
-          lcCtype: env.LC_ALL || env.LC_CTYPE || env.LANG || "C.UTF-8",
-          timeoutSec,
-          env: {
-            PATH: "/usr/bin:/bin",
-            HOME: env.HOME,
-            DISPLAY: env.DISPLAY,
-            WAYLAND_DISPLAY: env.WAYLAND_DISPLAY,
-            DBUS_SESSION_BUS_ADDRESS: env.DBUS_SESSION_BUS_ADDRESS,
-            XDG_RUNTIME_DIR: env.XDG_RUNTIME_DIR,
-            TERM: env.TERM,
-            LANG: env.LANG,
-          },
-        },
+        pinentryOptions(pin.program, env, { ttyname: pin.kind === "tty" ? tty : undefined, timeoutSec }),
         dialog,
       );
   }

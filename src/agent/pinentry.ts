@@ -345,8 +345,14 @@ export async function pinentryConfirm(options: PinentryOptions, dialog: Dialog):
   }
 }
 
-/** One GETPIN question in its own pinentry (the passphrase at unlock); undefined = no answer. */
-export async function pinentryGetPin(options: PinentryOptions, dialog: Dialog): Promise<Buffer | undefined> {
+/**
+ * One GETPIN question in its own pinentry (the passphrase at unlock): the answer; `null` when
+ * the person cancelled or let it time out; undefined when the pinentry could not start.
+ */
+export async function pinentryGetPin(
+  options: PinentryOptions,
+  dialog: Dialog,
+): Promise<Buffer | null | undefined> {
   let p: Pinentry;
   try {
     p = await Pinentry.open(options);
@@ -354,8 +360,38 @@ export async function pinentryGetPin(options: PinentryOptions, dialog: Dialog): 
     return undefined;
   }
   try {
-    return await p.getPin(dialog);
+    return (await p.getPin(dialog)) ?? null;
   } finally {
     await p.close();
   }
+}
+
+/**
+ * How to run a pinentry found by `findPinentry` for a person whose environment is `env`: on
+ * `ttyname` for curses/tty, on the display for a desktop one, with only the variables a
+ * pinentry needs (the agent and `agent unlock` both use it).
+ */
+export function pinentryOptions(
+  program: string,
+  env: Record<string, string | undefined>,
+  o: { ttyname?: string | undefined; timeoutSec: number },
+): PinentryOptions {
+  return {
+    program,
+    ...(o.ttyname ? { ttyname: o.ttyname } : {}),
+    ...(env.DISPLAY ? { display: env.DISPLAY } : {}),
+    ttytype: env.TERM && env.TERM !== "dumb" ? env.TERM : "xterm",
+    lcCtype: env.LC_ALL || env.LC_CTYPE || env.LANG || "C.UTF-8",
+    timeoutSec: o.timeoutSec,
+    env: {
+      PATH: "/usr/bin:/bin",
+      HOME: env.HOME,
+      DISPLAY: env.DISPLAY,
+      WAYLAND_DISPLAY: env.WAYLAND_DISPLAY,
+      DBUS_SESSION_BUS_ADDRESS: env.DBUS_SESSION_BUS_ADDRESS,
+      XDG_RUNTIME_DIR: env.XDG_RUNTIME_DIR,
+      TERM: env.TERM,
+      LANG: env.LANG,
+    },
+  };
 }

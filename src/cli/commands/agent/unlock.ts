@@ -9,7 +9,7 @@
 import { readlinkSync } from "node:fs";
 import { UsageError } from "../../../core/errors.js";
 import type { Env } from "../../../core/context.js";
-import { Pinentry, findPinentry } from "../../../agent/pinentry.js";
+import { findPinentry, pinentryGetPin, pinentryOptions } from "../../../agent/pinentry.js";
 import type { CommandRun } from "../../command.js";
 import { runningAgent } from "./common.js";
 
@@ -36,42 +36,15 @@ async function askWithPinentry(env: Env): Promise<string | null | undefined> {
   const tty = stdinTerminal();
   const pin = findPinentry({ desktop });
   if (!pin || (pin.kind === "tty" && !tty)) return undefined;
-  let p: Pinentry;
-  try {
-    p = await Pinentry.open({
-      program: pin.program,
-      ...(tty ? { ttyname: tty } : {}),
-      ...(env.TERM ? { ttytype: env.TERM } : {}),
-      ...(env.DISPLAY ? { display: env.DISPLAY } : {}),
-      timeoutSec: 120,
-      env: {
-        PATH: env.PATH,
-        HOME: env.HOME,
-        TERM: env.TERM,
-        LANG: env.LANG,
-        LC_ALL: env.LC_ALL,
-        DISPLAY: env.DISPLAY,
-        WAYLAND_DISPLAY: env.WAYLAND_DISPLAY,
-        DBUS_SESSION_BUS_ADDRESS: env.DBUS_SESSION_BUS_ADDRESS,
-        XDG_RUNTIME_DIR: env.XDG_RUNTIME_DIR,
-      },
-    });
-  } catch {
-    return undefined;
-  }
-  try {
-    const pinBuf = await p.getPin({
-      title: "azkeep",
-      description: "Unlock the azkeep agent: type the passphrase of the token store.",
-      prompt: PROMPT,
-    });
-    if (!pinBuf) return null;
-    const s = pinBuf.toString("utf8");
-    pinBuf.fill(0);
-    return s;
-  } finally {
-    await p.close();
-  }
+  const pinBuf = await pinentryGetPin(pinentryOptions(pin.program, env, { ttyname: tty, timeoutSec: 120 }), {
+    title: "azkeep",
+    description: "Unlock the azkeep agent: type the passphrase of the token store.",
+    prompt: PROMPT,
+  });
+  if (!pinBuf) return pinBuf;
+  const s = pinBuf.toString("utf8");
+  pinBuf.fill(0);
+  return s;
 }
 
 export const run: CommandRun<Record<string, never>> = async (_flags, io) => {
