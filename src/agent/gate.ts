@@ -178,16 +178,21 @@ export class PolicyGate {
    */
   refused(req: GateRequest, rule: string, reason: string): void {
     const caller = this.callers.identify(req.peer.pid, req.run);
+    this.record(caller, req, { allow: false, rule, reason }, this.now());
+  }
+
+  /** One release-log record; without the log key (locked) it waits in memory, bounded. */
+  private record(caller: Caller, req: GateRequest, d: GateDecision, at?: number): void {
     const entry: LogEntry = {
       caller: logCaller(caller),
       request: logRequest(req),
-      decision: "deny",
-      rule,
-      reason,
-      at: this.now(),
+      decision: d.allow ? "allow" : "deny",
+      rule: d.rule ?? "none",
+      ...(d.reason ? { reason: d.reason } : {}),
+      ...(at !== undefined ? { at } : {}),
     };
     if (this.log) this.log.append(entry);
-    else if (this.pending.length < MAX_PENDING) this.pending.push(entry);
+    else if (at !== undefined && this.pending.length < MAX_PENDING) this.pending.push(entry);
   }
 
   /** The terminal pinentry asks on (the one `agent start`/`unlock` ran in). */
@@ -224,13 +229,7 @@ export class PolicyGate {
   async decide(req: GateRequest): Promise<GateDecision> {
     const caller = this.callers.identify(req.peer.pid, req.run);
     const d = await this.decideFor(caller, req);
-    this.log?.append({
-      caller: logCaller(caller),
-      request: logRequest(req),
-      decision: d.allow ? "allow" : "deny",
-      rule: d.rule ?? "none",
-      ...(d.reason ? { reason: d.reason } : {}),
-    });
+    this.record(caller, req, d);
     return d;
   }
 
