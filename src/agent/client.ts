@@ -230,6 +230,11 @@ export class AgentConnection {
     await this.call({ op: "stop" });
   }
 
+  /** The agent's active cloud (endpoints; verified against the seal by the agent). */
+  async activeCloud(): Promise<unknown> {
+    return this.call({ op: "cloud" });
+  }
+
   async write(write: Extract<AgentRequest, { op: "write" }>["write"]): Promise<unknown> {
     return this.call({ op: "write", write });
   }

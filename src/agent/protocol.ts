@@ -117,6 +117,8 @@ export type AgentRequest =
   | { id: number; op: "stop" }
   /** The release log, verified by the agent (it holds the MAC key). */
   | { id: number; op: "log" }
+  /** The active cloud (config.json checked against the seal): where `login` signs in. */
+  | { id: number; op: "cloud" }
   /** Store writes (`login`, `logout`, `account set`): see `WriteOp`. */
   | { id: number; op: "write"; write: WriteOp };
 
@@ -128,8 +130,11 @@ export type AgentOp = AgentRequest["op"];
  * Secrets here travel towards the agent only (a fresh sign-in's refresh token).
  */
 export type WriteOp =
-  /** Replace the whole state a sign-in produced: merged by `core/profile` rules in the agent. */
-  | { kind: "signin"; profile: unknown; secrets: unknown }
+  /**
+   * A finished sign-in (`core/signin.ts`'s `SignInRecord`: entries, the new credential, access
+   * tokens), merged by az's rules and bound to the agent's verified cloud in the agent.
+   */
+  | { kind: "signin"; record: unknown }
   /** `logout` / `account clear`: drop these users (or all when `usernames` is absent). */
   | { kind: "signout"; usernames?: string[] }
   /** `account set`: make this subscription (id or name) the default. */

@@ -32,7 +32,7 @@ import type { ReleaseGate, ReleaseKeysMessage, ReleaseRequest } from "./release.
 /** What the front tells the vault, and what it answers (over the IPC channel). */
 export interface VaultCall {
   id: number;
-  op: "token" | "account" | "accounts" | "identities" | "write" | "policy-mark";
+  op: "token" | "account" | "accounts" | "identities" | "write" | "policy-mark" | "cloud";
   body: Record<string, unknown>;
 }
 
@@ -387,6 +387,8 @@ export class AgentServer {
       case "log":
         if (!this.o.gate.readLog) throw new AzkeepError("bad_input", "This agent keeps no release log.");
         return this.o.gate.readLog();
+      case "cloud":
+        return this.callVaultOrRestart("cloud", {});
       case "write": {
         const r = await this.callVaultOrRestart("write", { write: msg.write });
         this.touch();

@@ -20,7 +20,9 @@ import { findSubscription } from "../core/profile/accounts.js";
 import { listAccounts, logout, setAccount } from "../core/profile/ops.js";
 import type { Profile } from "../core/profile/types.js";
 import { PROFILE_FILE, SEALED_FILE, openStore, type Secrets, type Store } from "../core/store/index.js";
-import { openTokenDeps } from "../core/tokens/deps.js";
+import { cloudForRest, openTokenDeps } from "../core/tokens/deps.js";
+import { applySignIn, type SignInRecord } from "../core/signin.js";
+import { withCloudName } from "../core/profile/accounts.js";
 import { acquireToken, type TokenRequest } from "../core/tokens/policy.js";
 import type { ResourceType } from "../core/clouds.js";
 import { makeNonDumpable } from "./peer.js";
@@ -197,6 +199,33 @@ async function tokenFor(q: Record<string, unknown>): Promise<unknown> {
   return p;
 }
 
+/** A sign-in record from a client, checked for shape (the client is the user's, but may be buggy). */
+function signInRecord(v: unknown): SignInRecord {
+  const r = v as Partial<SignInRecord> | undefined;
+  const ok =
+    r &&
+    typeof r === "object" &&
+    typeof r.cloud === "string" &&
+    typeof r.now === "number" &&
+    r.user &&
+    typeof r.user.name === "string" &&
+    typeof r.user.type === "string" &&
+    Array.isArray(r.entries) &&
+    r.entries.every((e) => e && typeof e.id === "string" && e.environmentName === r.cloud) &&
+    Array.isArray(r.accessTokens) &&
+    r.accessTokens.every((t) => t && typeof t.secret === "string" && t.cloud === r.cloud) &&
+    (r.credential === undefined ||
+      ((r.credential.kind === "refresh-token" || r.credential.kind === "service-principal") &&
+        r.credential.entry &&
+        r.credential.entry.cloud === r.cloud));
+  if (!ok) {
+    throw new AzkeepError("bad_input", "The agent got a sign-in it cannot read.", {
+      hint: "Update azkeep, or restart the agent: `azkeep agent stop && azkeep agent start`.",
+    });
+  }
+  return r as SignInRecord;
+}
+
 async function write(w: WriteOp): Promise<unknown> {
   const activeCloud = await deps.activeCloud();
   switch (w.kind) {
@@ -208,6 +237,20 @@ async function write(w: WriteOp): Promise<unknown> {
       });
     case "signout":
       return logout(ctx, store, { activeCloud, ...(w.usernames?.[0] ? { username: w.usernames[0] } : {}) });
+    case "signin": {
+      const record = signInRecord(w.record);
+      // The client signed in against the cloud this vault verified (`cloud`); a record for
+      // another cloud is refused, so that nothing a plain file says picks where it is bound.
+      if (record.cloud !== activeCloud) {
+        throw new AzkeepError(
+          "config",
+          `The sign-in is for cloud '${record.cloud}', but the agent's active cloud is '${activeCloud}'.`,
+          { hint: "Run `azkeep cloud set --name <cloud>` and sign in again." },
+        );
+      }
+      const added = await store.update((state) => applySignIn(state, record));
+      return { subscriptions: added.map(withCloudName) };
+    }
     default:
       throw new AzkeepError(
         "bad_input",
@@ -236,6 +279,9 @@ async function call(c: VaultCall): Promise<unknown> {
     }
     case "identities":
       return identities();
+    case "cloud":
+      // The active cloud, config.json checked against the seal: where a sign-in may go.
+      return cloudForRest(ctx, store);
     case "write":
       return write(c.body.write as WriteOp);
     case "policy-mark":

@@ -11,7 +11,14 @@ import { ORGANIZATIONS, environment, isValidTenant } from "./entra/authority.js"
 import { listSubscriptions, listTenants, type ArmTenant } from "./profile/arm.js";
 import { mergeSignIn, sameUser, setDefault, withCloudName } from "./profile/accounts.js";
 import { TENANT_LEVEL_ACCOUNT_NAME, type ProfileUser, type SubscriptionEntry } from "./profile/types.js";
-import type { ServicePrincipalCredential, Store } from "./store/types.js";
+import type {
+  AccessTokenEntry,
+  RefreshTokenEntry,
+  ServicePrincipalCredential,
+  ServicePrincipalEntry,
+  StoreState,
+  Store,
+} from "./store/types.js";
 import { grantedAccessToken, putAccessToken } from "./tokens/cache.js";
 import {
   acquireForManagedIdentity,
@@ -56,7 +63,64 @@ interface Collected {
   user: ProfileUser;
   entries: SubscriptionEntry[];
   tokens: { token: TokenResult; scopes: string[]; tenantLabel: string }[];
-  save: (state: Parameters<Parameters<Store["update"]>[0]>[0]) => void;
+  /** What the store keeps of this sign-in (plain data: it may travel to the agent). */
+  record: () => SignInRecord;
+}
+
+/**
+ * What a finished sign-in adds to the store, as plain data: the profile entries, the one
+ * credential (a user's refresh token or a service principal's credential; none for a managed
+ * identity) and the access tokens got on the way. `applySignIn` merges it into a store state;
+ * in agent-only mode the client sends it to the agent (`WriteOp` "signin"), which applies it
+ * under the seal, where the credential is bound to the agent's verified cloud.
+ */
+export interface SignInRecord {
+  cloud: string;
+  user: ProfileUser;
+  entries: SubscriptionEntry[];
+  credential?:
+    | { kind: "refresh-token"; entry: RefreshTokenEntry }
+    | { kind: "service-principal"; entry: ServicePrincipalEntry };
+  accessTokens: AccessTokenEntry[];
+  /** Epoch seconds of the sign-in. */
+  now: number;
+}
+
+/** Merges a sign-in into `state` (az's rules: core/profile/accounts.ts); returns the added entries. */
+export function applySignIn(state: StoreState, r: SignInRecord): SubscriptionEntry[] {
+  const added = mergeSignIn(state.profile, r.cloud, r.user, r.entries);
+  const c = r.credential;
+  if (c?.kind === "refresh-token") {
+    const e = c.entry;
+    state.secrets.refreshTokens = state.secrets.refreshTokens.filter(
+      (x) =>
+        !(
+          x.cloud === e.cloud &&
+          x.clientId === e.clientId &&
+          (x.homeAccountId === e.homeAccountId || x.username.toLowerCase() === e.username.toLowerCase())
+        ),
+    );
+    state.secrets.refreshTokens.push(withoutBinding(e));
+  } else if (c?.kind === "service-principal") {
+    const e = c.entry;
+    state.secrets.servicePrincipals = state.secrets.servicePrincipals.filter(
+      (x) =>
+        !(
+          x.clientId === e.clientId &&
+          x.cloud === e.cloud &&
+          x.tenantId.toLowerCase() === e.tenantId.toLowerCase()
+        ),
+    );
+    state.secrets.servicePrincipals.push(withoutBinding(e));
+  }
+  for (const t of r.accessTokens) putAccessToken(state.secrets, t, r.now);
+  return added;
+}
+
+/** The store binds a new credential itself (integrity.ts); a binding that came with it is dropped. */
+function withoutBinding<T extends { bound?: unknown }>(e: T): T {
+  const { bound: _bound, ...rest } = e;
+  return rest as T;
 }
 
 function armScope(cloud: Cloud): string {
@@ -136,24 +200,25 @@ export function validateLoginRequest(req: LoginRequest): void {
 
 /** Signs in with `req.method`, discovers subscriptions and saves everything. */
 export async function login(ctx: Context, store: Store, req: LoginRequest): Promise<LoginResult> {
+  const record = await collectSignIn(ctx, req);
+  const added = await store.update((state) => applySignIn(state, record));
+  return { subscriptions: added.map(withCloudName), user: record.user };
+}
+
+/**
+ * The network half of `login`: signs in and discovers, saving nothing. `login` applies the
+ * record to a store this process opens; in agent-only mode the caller hands it to the agent.
+ */
+export async function collectSignIn(ctx: Context, req: LoginRequest): Promise<SignInRecord> {
   validateLoginRequest(req);
-  let collected: Collected;
   switch (req.method.kind) {
     case "service-principal":
-      collected = await servicePrincipalLogin(ctx, req, req.method);
-      break;
+      return (await servicePrincipalLogin(ctx, req, req.method)).record();
     case "identity":
-      collected = await managedIdentityLogin(ctx, req, req.method);
-      break;
+      return (await managedIdentityLogin(ctx, req, req.method)).record();
     default:
-      collected = await userLogin(ctx, req);
+      return (await userLogin(ctx, req)).record();
   }
-  const added = await store.update((state) => {
-    const added = mergeSignIn(state.profile, req.cloud.name, collected.user, collected.entries);
-    collected.save(state);
-    return added;
-  });
-  return { subscriptions: added.map(withCloudName), user: collected.user };
 }
 
 function noSubscriptions(name: string, mfa: ArmTenant[]): AzkeepError {
@@ -329,32 +394,29 @@ async function userLogin(ctx: Context, req: LoginRequest): Promise<Collected> {
     user,
     entries,
     tokens,
-    save(state) {
+    record() {
       const now = nowSec(ctx);
-      const rts = state.secrets.refreshTokens.filter(
-        (r) =>
-          !(
-            r.cloud === cloud.name &&
-            r.clientId === clientId &&
-            (r.homeAccountId === homeAccountId || r.username.toLowerCase() === username.toLowerCase())
-          ),
-      );
-      rts.push({
-        homeAccountId,
-        username,
-        clientId,
-        environment: environment(cloud),
+      return {
         cloud: cloud.name,
-        homeTenantId,
-        secret: refreshToken,
-        // The Azure CLI is in Microsoft's FOCI family 1 (its refresh token serves the family); other apps are not.
-        ...(clientId === AZURE_CLI_CLIENT_ID ? { familyId: "1" } : {}),
-        lastModified: now,
-      });
-      state.secrets.refreshTokens = rts;
-      for (const t of tokens) {
-        putAccessToken(
-          state.secrets,
+        user,
+        entries,
+        now,
+        credential: {
+          kind: "refresh-token",
+          entry: {
+            homeAccountId,
+            username,
+            clientId,
+            environment: environment(cloud),
+            cloud: cloud.name,
+            homeTenantId,
+            secret: refreshToken,
+            // The Azure CLI is in Microsoft's FOCI family 1 (its refresh token serves the family); other apps are not.
+            ...(clientId === AZURE_CLI_CLIENT_ID ? { familyId: "1" } : {}),
+            lastModified: now,
+          },
+        },
+        accessTokens: tokens.map((t) =>
           grantedAccessToken(
             { homeAccountId, principal: username, clientId, tenantId: t.token.tenantId, cloud: cloud.name },
             cloud,
@@ -362,9 +424,8 @@ async function userLogin(ctx: Context, req: LoginRequest): Promise<Collected> {
             t.scopes,
             now,
           ),
-          now,
-        );
-      }
+        ),
+      };
     },
   };
 }
@@ -408,25 +469,18 @@ async function servicePrincipalLogin(
     user,
     entries,
     tokens,
-    save(state) {
+    record() {
       const now = nowSec(ctx);
-      state.secrets.servicePrincipals = state.secrets.servicePrincipals.filter(
-        (s) =>
-          !(
-            s.clientId === method.clientId &&
-            s.cloud === cloud.name &&
-            s.tenantId.toLowerCase() === tenantId.toLowerCase()
-          ),
-      );
-      state.secrets.servicePrincipals.push({
-        clientId: method.clientId,
-        tenantId,
+      return {
         cloud: cloud.name,
-        credential: method.credential,
-      });
-      for (const t of tokens) {
-        putAccessToken(
-          state.secrets,
+        user,
+        entries,
+        now,
+        credential: {
+          kind: "service-principal",
+          entry: { clientId: method.clientId, tenantId, cloud: cloud.name, credential: method.credential },
+        },
+        accessTokens: tokens.map((t) =>
           grantedAccessToken(
             {
               homeAccountId: null,
@@ -440,9 +494,8 @@ async function servicePrincipalLogin(
             t.scopes,
             now,
           ),
-          now,
-        );
-      }
+        ),
+      };
     },
   };
 }
@@ -484,24 +537,29 @@ async function managedIdentityLogin(
     user,
     entries,
     tokens: [{ token, scopes, tenantLabel: tenantId }],
-    save(state) {
-      putAccessToken(
-        state.secrets,
-        grantedAccessToken(
-          {
-            homeAccountId: null,
-            principal: info,
-            clientId: method.clientId ?? "managed-identity",
-            tenantId,
-            cloud: cloud.name,
-          },
-          cloud,
-          token,
-          scopes,
-          nowSec(ctx),
-        ),
-        nowSec(ctx),
-      );
+    record() {
+      const now = nowSec(ctx);
+      return {
+        cloud: cloud.name,
+        user,
+        entries,
+        now,
+        accessTokens: [
+          grantedAccessToken(
+            {
+              homeAccountId: null,
+              principal: info,
+              clientId: method.clientId ?? "managed-identity",
+              tenantId,
+              cloud: cloud.name,
+            },
+            cloud,
+            token,
+            scopes,
+            now,
+          ),
+        ],
+      };
     },
   };
 }

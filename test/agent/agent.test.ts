@@ -141,4 +141,31 @@ describe("agent: start, clients through it, lock, unlock, stop", { timeout: 180_
     // Read directly now that agent-only mode is off: the agent wrote the sealed store.
     assert.equal((await s.secrets()).refreshTokens.length, 0);
   });
+
+  it("login through the agent in agent-only mode: the client signs in, the agent seals and binds it", async () => {
+    st = await startAgent(s, ["--agent-only"]);
+    try {
+      const r = await s.cli(["login", "-u", ALICE.upn, "--password-stdin"], { input: ALICE.password });
+      assert.equal(r.code, 0, r.stderr);
+      const subs = JSON.parse(r.stdout) as { user: { name: string }; cloudName: string }[];
+      assert.ok(subs.length > 0);
+      assert.ok(subs.every((x) => x.user.name === ALICE.upn && x.cloudName === "AzureCloud"));
+      const t = await s.cli(["account", "get-access-token", "--query", "accessToken", "-o", "tsv"]);
+      assert.equal(t.code, 0, t.stderr);
+      assert.match(t.stdout, /^ey/);
+      // Locked: login fails before it asks for anything, naming the unlock command.
+      assert.equal((await s.cli(["agent", "lock"])).code, 0);
+      const locked = await s.cli(["login", "-u", ALICE.upn, "--password-stdin"], { input: ALICE.password });
+      assert.equal(locked.code, 1);
+      assert.match(locked.stderr, /^ERROR: .*\n.*azkeep agent unlock/m);
+      assert.doesNotMatch(locked.stderr, /at .*\.js:\d+/);
+    } finally {
+      await s.cli(["agent", "start", "--no-agent-only"]);
+      await s.cli(["agent", "stop"]);
+    }
+    const secrets = await s.secrets();
+    assert.equal(secrets.refreshTokens.length, 1);
+    assert.equal(secrets.refreshTokens[0]!.username, ALICE.upn);
+    assert.equal(secrets.refreshTokens[0]!.bound?.cloud, "AzureCloud", "bound to the agent's cloud");
+  });
 });

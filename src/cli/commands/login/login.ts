@@ -3,8 +3,9 @@ import { readFile, stat } from "node:fs/promises";
 import type { CommandRun } from "../../command.js";
 import { AzkeepError, UsageError } from "../../../core/errors.js";
 import type { Context } from "../../../core/context.js";
+import type { Cloud } from "../../../core/clouds.js";
 import type { LoginMethod, LoginRequest } from "../../../core/signin.js";
-import type { ServicePrincipalCredential } from "../../../core/store/types.js";
+import type { ServicePrincipalCredential, Store } from "../../../core/store/types.js";
 
 export interface LoginFlags {
   username?: string;
@@ -257,45 +258,80 @@ export const run: CommandRun<LoginFlags> = async (flags, io) => {
   validateFlags(flags);
   if (flags.identityPort) io.ctx.logger.warn("--identity-port is deprecated and ignored.");
   const ctx = io.ctx;
-  const { openStore } = await import("../../../core/store/index.js");
-  const store = await openStore(ctx);
-  // The store must be writable before anyone is asked anything: a key provider that is not
-  // usable here used to fail only after the person had approved the sign-in.
-  await store.prepareWrite?.();
-  if (flags.authority) {
-    const { oidcLogin } = await import("../../../core/flows/oidc.js");
-    const port = parsePort(flags.port);
-    const timeoutMs = parseTimeout(flags.timeout);
-    const value = await oidcLogin(ctx, store, {
-      issuer: flags.authority,
-      clientId: flags.clientId as string,
-      ...(flags.scope?.length ? { scopes: flags.scope } : {}),
-      ...(flags.useDeviceCode ? { deviceCode: true } : {}),
-      ...(port === undefined ? {} : { port }),
-      ...(flags.browser === false ? { noBrowser: true } : {}),
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
-      signal: io.signal,
-    });
-    return { value };
-  }
-  const m = await method(ctx, flags);
-  const [{ login }, { loadCloudSettings, resolveActiveCloud }] = await Promise.all([
+  if (flags.authority) return { value: await oidcRun(ctx, flags, io.signal) };
+  const [{ applySignIn, collectSignIn, login, validateLoginRequest }, { withAgent }] = await Promise.all([
     import("../../../core/signin.js"),
-    import("../../../core/profile/cloud-settings.js"),
+    import("../../../agent/attach.js"),
   ]);
-  // config.json's cloud section is checked against the seal (the store opened above).
-  const cloud = resolveActiveCloud(ctx, await loadCloudSettings(ctx, store));
+  const { openStore } = await import("../../../core/store/index.js");
+  // Through the agent when it runs (agent-only mode: only then): it names the cloud it verified
+  // against the seal (and fails now, before anyone is asked anything, when it is locked), this
+  // process signs in, and the agent seals the result. One connection per step: a sign-in in a
+  // browser may take longer than the agent keeps an idle connection.
+  const fromAgent = await withAgent(ctx, async (agent) => (await agent.activeCloud()) as Cloud);
+  let store: Store | undefined;
+  let cloud: Cloud;
+  if (fromAgent.via === "agent") cloud = fromAgent.value;
+  else {
+    store = await openStore(ctx);
+    // The store must be writable before anyone is asked anything: a key provider that is not
+    // usable here used to fail only after the person had approved the sign-in.
+    await store.prepareWrite?.();
+    const { loadCloudSettings, resolveActiveCloud } = await import("../../../core/profile/cloud-settings.js");
+    // config.json's cloud section is checked against the seal (the store opened above).
+    cloud = resolveActiveCloud(ctx, await loadCloudSettings(ctx, store));
+  }
   const req: LoginRequest = {
     cloud,
-    method: m,
+    method: await method(ctx, flags),
     ...(flags.tenant ? { tenant: flags.tenant } : {}),
     ...(flags.scope?.length ? { scopes: flags.scope } : {}),
     ...(flags.allowNoSubscriptions ? { allowNoSubscriptions: true } : {}),
     ...(flags.claimsChallenge ? { claims: flags.claimsChallenge } : {}),
     signal: io.signal,
   };
-  const { validateLoginRequest } = await import("../../../core/signin.js");
   validateLoginRequest(req);
-  const result = await login(ctx, store, req);
-  return { value: result.subscriptions };
+  if (store) return { value: (await login(ctx, store, req)).subscriptions };
+  const record = await collectSignIn(ctx, req);
+  const saved = await withAgent(ctx, async (agent) => {
+    const r = (await agent.write({ kind: "signin", record })) as { subscriptions: unknown[] };
+    return r.subscriptions;
+  });
+  if (saved.via === "agent") return { value: saved.value };
+  // The agent went away meanwhile and agent-only mode is off: this process saves the sign-in.
+  const { withCloudName } = await import("../../../core/profile/accounts.js");
+  const added = await (await openStore(ctx)).update((state) => applySignIn(state, record));
+  return { value: added.map(withCloudName) };
 };
+
+/** `login --authority`: generic OIDC, saved by this process (not through the agent). */
+async function oidcRun(ctx: Context, flags: LoginFlags, signal: AbortSignal | undefined): Promise<unknown> {
+  const [{ openStore }, { readConfig }] = await Promise.all([
+    import("../../../core/store/index.js"),
+    import("../../../core/config.js"),
+  ]);
+  if ((await readConfig(ctx).catch(() => undefined))?.store?.mode === "agent-only") {
+    throw new AzkeepError(
+      "store_unavailable",
+      "Signing in to a generic OpenID Connect provider (--authority) does not go through the agent yet, and the store is in agent-only mode.",
+      {
+        hint: "Run `azkeep agent start --no-agent-only`, sign in, then `azkeep agent start --agent-only` again.",
+      },
+    );
+  }
+  const store = await openStore(ctx);
+  await store.prepareWrite?.();
+  const { oidcLogin } = await import("../../../core/flows/oidc.js");
+  const port = parsePort(flags.port);
+  const timeoutMs = parseTimeout(flags.timeout);
+  return oidcLogin(ctx, store, {
+    issuer: flags.authority as string,
+    clientId: flags.clientId as string,
+    ...(flags.scope?.length ? { scopes: flags.scope } : {}),
+    ...(flags.useDeviceCode ? { deviceCode: true } : {}),
+    ...(port === undefined ? {} : { port }),
+    ...(flags.browser === false ? { noBrowser: true } : {}),
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    ...(signal ? { signal } : {}),
+  });
+}
