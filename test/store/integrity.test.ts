@@ -319,6 +319,35 @@ describe(
       }
     });
 
+    it("issue 8.2: config.json re-naming the key provider (passphrase → keyutils) is refused, not a reason to replace the store", async () => {
+      const s = await setup("alice");
+      try {
+        const sealedBefore = readFileSync(s.files.sealed);
+        assert.equal(sealedBefore[4], 2, "format version 2: the header names the provider");
+        const folderBefore = listFolder(s.files.dir);
+        await attackerEdits(s.files.config, `j.store.key.provider = "keyutils";`);
+        // The user, without the passphrase in the environment now (keyutils would not ask).
+        const { AZKEEP_PASSPHRASE: _p, AZKEEP_STORE_PROVIDER: _sp, ...userEnv } = s.env;
+        const user = (args: string[], input?: string) =>
+          runCli(args, { env: userEnv, timeoutMs: 60_000, ...(input !== undefined ? { input } : {}) });
+        const message =
+          /^ERROR: config\.json names the keyutils key provider for the token store, but .*tokens\.sealed was sealed under the passphrase provider: config\.json was changed outside azkeep\./;
+        for (const args of [
+          ["account", "get-access-token"],
+          ["login", "-u", ALICE.upn, "--password-stdin"],
+        ]) {
+          const tokens = await emu.control.countRequests({ endpoint: "token" });
+          const r = await user(args, args[0] === "login" ? ALICE.password : undefined);
+          await assertRefused(r, sealedBefore, folderBefore, s, tokens, message);
+          assert.match(r.stderr, /Set "provider" back to "passphrase"/);
+        }
+        s.restore();
+        await s.ok(["account", "get-access-token"]);
+      } finally {
+        s.h[Symbol.dispose]();
+      }
+    });
+
     it("a 0.1 store (no mirror, no bindings) is upgraded on first open; an inconsistent one refuses that credential", async () => {
       const s = await setup("alice");
       try {

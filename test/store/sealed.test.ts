@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import {
   HEADER_BYTES,
+  V1_HEADER_BYTES,
   KID_BYTES,
   NONCE_BYTES,
   SealError,
@@ -38,14 +39,29 @@ function reasonOf(data: Uint8Array): string {
 describe("tokens.sealed format", () => {
   it("round-trips and has the documented layout", () => {
     const nonce = randomBytes(NONCE_BYTES);
-    const blob = seal(plaintext, key, kid, nonce);
+    const blob = seal(plaintext, key, kid, nonce, "keyutils");
     assert.equal(blob.length, HEADER_BYTES + plaintext.length + TAG_BYTES);
+    assert.equal(HEADER_BYTES, 34);
     assert.equal(blob.subarray(0, 4).toString("latin1"), "AZKS");
-    assert.equal(blob[4], 1);
+    assert.equal(blob[4], 2);
+    assert.equal(blob[33], 2, "provider byte: 2 = keyutils");
     assert.deepEqual(parseHeader(blob).kid, kid);
     assert.deepEqual(parseHeader(blob).nonce, nonce);
+    assert.equal(parseHeader(blob).provider, "keyutils");
     assert.deepEqual(unseal(blob, keyFor), plaintext);
     assert.equal(blob.indexOf("rt-0123456789"), -1, "plaintext visible in the sealed blob");
+    // The provider byte is authenticated: naming another provider fails the GCM check.
+    const renamed = Buffer.from(blob);
+    renamed[33] = 3;
+    assert.equal(reasonOf(renamed), "auth_failed");
+  });
+
+  it("reads version 1 (azkeep 0.1: no provider byte, 33-byte header)", () => {
+    const blob = seal(plaintext, key, kid, randomBytes(NONCE_BYTES));
+    assert.equal(blob.length, V1_HEADER_BYTES + plaintext.length + TAG_BYTES);
+    assert.equal(blob[4], 1);
+    assert.equal(parseHeader(blob).provider, undefined);
+    assert.deepEqual(unseal(blob, keyFor), plaintext);
   });
 
   it("a fresh nonce gives a different blob for the same content", () => {
@@ -81,7 +97,7 @@ describe("tokens.sealed format", () => {
     ["wrong magic", (b) => Buffer.concat([Buffer.from("XXXX"), b.subarray(4)]), "not_a_store"],
     [
       "unknown version",
-      (b) => Buffer.concat([b.subarray(0, 4), Buffer.from([2]), b.subarray(5)]),
+      (b) => Buffer.concat([b.subarray(0, 4), Buffer.from([3]), b.subarray(5)]),
       "unknown_version",
     ],
     ["empty file", () => Buffer.alloc(0), "truncated"],

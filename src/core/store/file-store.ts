@@ -214,8 +214,11 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
   /** Opens sealed bytes; DamageFound for anything that makes them unusable. */
   async function openSealed(raw: Buffer): Promise<Secrets> {
     let kid: string;
+    let sealedUnder: string | undefined;
     try {
-      kid = kidHex(parseHeader(raw).kid);
+      const h = parseHeader(raw);
+      kid = kidHex(h.kid);
+      sealedUnder = h.provider;
     } catch (e) {
       if (e instanceof SealError) throw new DamageFound(sealedPath, raw, { kind: "sealed", error: e });
       throw e;
@@ -238,6 +241,25 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
         },
       );
     const key = await keyOf(record);
+    // The header (authenticated) names the provider that holds the key. config.json naming
+    // another one that does not hold the key was edited outside azkeep (a passphrase store
+    // presented as a keyutils one "lost after a reboot"): not damage, so nothing is set aside
+    // or replaced. (When config.json's provider does hold the key, the header byte changed:
+    // the unseal below fails as for any other changed byte.)
+    if (!key && sealedUnder !== undefined && sealedUnder !== record.provider)
+      throw new AzkeepError(
+        "config",
+        `config.json names the ${record.provider} key provider for the token store, but ${sealedPath} was sealed under the ${sealedUnder} provider: config.json was changed outside azkeep. Nothing was changed or replaced.`,
+        {
+          hint: `Set "provider" back to "${sealedUnder}" in config.json's store.key, or move config.json aside and run \`azkeep store repair\`. To change providers, use \`azkeep store migrate --to PROVIDER\`.`,
+          details: {
+            file: sealedPath,
+            keyId: kid,
+            configProvider: record.provider,
+            sealedProvider: sealedUnder,
+          },
+        },
+      );
     if (!key) throw new DamageFound(sealedPath, raw, { kind: "key_missing", record });
     let plain: Buffer;
     try {
@@ -531,6 +553,7 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
       sealWith.key,
       Buffer.from(sealWith.record.keyId, "hex"),
       ctx.random.bytes(NONCE_BYTES),
+      sealWith.record.provider,
     );
     await writeFileAtomic(sealedPath, bytes);
     ctx.logger.debug(

@@ -11,19 +11,34 @@
  * 33+n    16    GCM tag
  * ```
  *
- * The 33 header bytes are the GCM additional authenticated data, so changing any byte of the
- * file — header, ciphertext or tag — makes opening fail (threat: tampering, truncation, a
- * half-written file). Only `node:crypto` is used: nothing heavy on the hot path.
+ * Format version 2 (written since 0.2) adds one byte after the nonce: the key provider that
+ * holds the key (`PROVIDER_CODES`), so that config.json cannot re-name the provider (a
+ * passphrase store presented as a keyutils one "lost after a reboot", then replaced):
+ *
+ * ```
+ * 33       1    key provider (1 keyring, 2 keyutils, 3 passphrase, 4 insecure-file, 5 memory)
+ * 34       n    ciphertext …
+ * ```
+ *
+ * The header bytes (33 or 34) are the GCM additional authenticated data, so changing any byte
+ * of the file — header, ciphertext or tag — makes opening fail (threat: tampering, truncation,
+ * a half-written file). Version 1 files are read as before. Only `node:crypto` is used.
  */
 import { createCipheriv, createDecipheriv, createHmac } from "node:crypto";
 
 export const MAGIC = Buffer.from("AZKS", "latin1");
-export const FORMAT_VERSION = 1;
+/** The version `seal` writes; `parseHeader` reads 1 and 2. */
+export const FORMAT_VERSION = 2;
 export const KEY_BYTES = 32;
 export const KID_BYTES = 16;
 export const NONCE_BYTES = 12;
 export const TAG_BYTES = 16;
-export const HEADER_BYTES = MAGIC.length + 1 + KID_BYTES + NONCE_BYTES;
+/** The header of a version 1 file (no provider byte). */
+export const V1_HEADER_BYTES = MAGIC.length + 1 + KID_BYTES + NONCE_BYTES;
+export const HEADER_BYTES = V1_HEADER_BYTES + 1;
+
+/** The provider byte of format version 2. */
+export const PROVIDER_CODES = ["keyring", "keyutils", "passphrase", "insecure-file", "memory"] as const;
 
 export type SealFailure =
   /** Not an azkeep sealed store at all (wrong magic). */
@@ -53,6 +68,10 @@ export interface SealHeader {
   version: number;
   kid: Buffer;
   nonce: Buffer;
+  /** The key provider named in the header (version 2); undefined in a version 1 file. */
+  provider?: string;
+  /** The header's length: 33 (version 1) or 34. */
+  bytes: number;
 }
 
 export function kidHex(kid: Uint8Array): string {
@@ -69,24 +88,50 @@ export function parseHeader(data: Uint8Array): SealHeader {
   }
   if (buf.length < MAGIC.length + 1) throw new SealError("truncated", "the file is truncated");
   const version = buf[MAGIC.length]!;
-  if (version !== FORMAT_VERSION)
+  if (version !== 1 && version !== 2)
     throw new SealError(
       "unknown_version",
-      `the file has format version ${version}; this azkeep reads version ${FORMAT_VERSION}`,
+      `the file has format version ${version}; this azkeep reads versions 1 and 2`,
     );
-  if (buf.length < HEADER_BYTES + TAG_BYTES) throw new SealError("truncated", "the file is truncated");
-  return {
+  const bytes = version === 1 ? V1_HEADER_BYTES : HEADER_BYTES;
+  if (buf.length < bytes + TAG_BYTES) throw new SealError("truncated", "the file is truncated");
+  const header: SealHeader = {
     version,
     kid: buf.subarray(MAGIC.length + 1, MAGIC.length + 1 + KID_BYTES),
-    nonce: buf.subarray(MAGIC.length + 1 + KID_BYTES, HEADER_BYTES),
+    nonce: buf.subarray(MAGIC.length + 1 + KID_BYTES, V1_HEADER_BYTES),
+    bytes,
   };
+  if (version === 2) {
+    const provider = PROVIDER_CODES[buf[V1_HEADER_BYTES]! - 1];
+    // An unknown code is left to the GCM check (the header is authenticated): it fails there.
+    header.provider = provider ?? "unknown";
+  }
+  return header;
 }
 
-/** Seals `plaintext` under `key`; `nonce` must be fresh random bytes for every call. */
-export function seal(plaintext: Uint8Array, key: Uint8Array, kid: Uint8Array, nonce: Uint8Array): Buffer {
+/**
+ * Seals `plaintext` under `key`; `nonce` must be fresh random bytes for every call. With
+ * `provider` the file is version 2 and names it; without, version 1.
+ */
+export function seal(
+  plaintext: Uint8Array,
+  key: Uint8Array,
+  kid: Uint8Array,
+  nonce: Uint8Array,
+  provider?: (typeof PROVIDER_CODES)[number],
+): Buffer {
   if (key.length !== KEY_BYTES || kid.length !== KID_BYTES || nonce.length !== NONCE_BYTES)
     throw new RangeError("seal: bad key, key id or nonce length");
-  const header = Buffer.concat([MAGIC, Buffer.from([FORMAT_VERSION]), kid, nonce]);
+  const header =
+    provider === undefined
+      ? Buffer.concat([MAGIC, Buffer.from([1]), kid, nonce])
+      : Buffer.concat([
+          MAGIC,
+          Buffer.from([2]),
+          kid,
+          nonce,
+          Buffer.from([PROVIDER_CODES.indexOf(provider) + 1]),
+        ]);
   const cipher = createCipheriv("aes-256-gcm", key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(header);
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
@@ -107,11 +152,11 @@ export function unseal(data: Uint8Array, keyFor: (kid: Buffer) => Uint8Array | u
     );
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const decipher = createDecipheriv("aes-256-gcm", key, header.nonce, { authTagLength: TAG_BYTES });
-  decipher.setAAD(buf.subarray(0, HEADER_BYTES));
+  decipher.setAAD(buf.subarray(0, header.bytes));
   decipher.setAuthTag(buf.subarray(buf.length - TAG_BYTES));
   try {
     return Buffer.concat([
-      decipher.update(buf.subarray(HEADER_BYTES, buf.length - TAG_BYTES)),
+      decipher.update(buf.subarray(header.bytes, buf.length - TAG_BYTES)),
       decipher.final(),
     ]);
   } catch {
