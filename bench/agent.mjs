@@ -53,10 +53,13 @@ async function main() {
     must(await run(process.execPath, [BIN, "agent", "start", "--policy", "open"], env), "agent start");
     const paths = lib.resolvePaths(env);
     const socketPath = lib.agentSocketPath(paths, env);
+    // After a passphrase unlock the vault answers and ends that connection: status on a new one.
     const conn = await lib.connectAgent({ socketPath, configDir: paths.configDir });
     status = await conn.unlock(async () => PASSPHRASE);
-    status = await conn.status();
     conn.close();
+    const again = await lib.connectAgent({ socketPath, configDir: paths.configDir });
+    status = await again.status();
+    again.close();
     if (status.locked) throw new Error("the agent did not unlock");
     // Every measured client must go through the agent: agent-only mode proves it (a client
     // that tried to open the store itself would fail and end the run).
