@@ -123,6 +123,34 @@ function withoutBinding<T extends { bound?: unknown }>(e: T): T {
   return rest as T;
 }
 
+/** The record of a sign-in: its entries, its credential and the access tokens got on the way. */
+function recordOf(
+  ctx: Context,
+  cloud: Cloud,
+  c: Pick<Collected, "user" | "entries" | "tokens">,
+  key: { homeAccountId: string | null; principal: string; clientId: string; tenantId?: string },
+  credential?: (now: number) => SignInRecord["credential"],
+): SignInRecord {
+  const now = nowSec(ctx);
+  const cred = credential?.(now);
+  return {
+    cloud: cloud.name,
+    user: c.user,
+    entries: c.entries,
+    now,
+    ...(cred ? { credential: cred } : {}),
+    accessTokens: c.tokens.map((t) =>
+      grantedAccessToken(
+        { ...key, tenantId: key.tenantId ?? t.token.tenantId, cloud: cloud.name },
+        cloud,
+        t.token,
+        t.scopes,
+        now,
+      ),
+    ),
+  };
+}
+
 function armScope(cloud: Cloud): string {
   return resourceToScope(cloud.endpoints.activeDirectoryResourceId);
 }
@@ -395,13 +423,12 @@ async function userLogin(ctx: Context, req: LoginRequest): Promise<Collected> {
     entries,
     tokens,
     record() {
-      const now = nowSec(ctx);
-      return {
-        cloud: cloud.name,
-        user,
-        entries,
-        now,
-        credential: {
+      return recordOf(
+        ctx,
+        cloud,
+        { user, entries, tokens },
+        { homeAccountId, principal: username, clientId },
+        (now) => ({
           kind: "refresh-token",
           entry: {
             homeAccountId,
@@ -415,17 +442,8 @@ async function userLogin(ctx: Context, req: LoginRequest): Promise<Collected> {
             ...(clientId === AZURE_CLI_CLIENT_ID ? { familyId: "1" } : {}),
             lastModified: now,
           },
-        },
-        accessTokens: tokens.map((t) =>
-          grantedAccessToken(
-            { homeAccountId, principal: username, clientId, tenantId: t.token.tenantId, cloud: cloud.name },
-            cloud,
-            t.token,
-            t.scopes,
-            now,
-          ),
-        ),
-      };
+        }),
+      );
     },
   };
 }
@@ -470,32 +488,16 @@ async function servicePrincipalLogin(
     entries,
     tokens,
     record() {
-      const now = nowSec(ctx);
-      return {
-        cloud: cloud.name,
-        user,
-        entries,
-        now,
-        credential: {
+      return recordOf(
+        ctx,
+        cloud,
+        { user, entries, tokens },
+        { homeAccountId: null, principal: method.clientId, clientId: method.clientId, tenantId },
+        () => ({
           kind: "service-principal",
           entry: { clientId: method.clientId, tenantId, cloud: cloud.name, credential: method.credential },
-        },
-        accessTokens: tokens.map((t) =>
-          grantedAccessToken(
-            {
-              homeAccountId: null,
-              principal: method.clientId,
-              clientId: method.clientId,
-              tenantId,
-              cloud: cloud.name,
-            },
-            cloud,
-            t.token,
-            t.scopes,
-            now,
-          ),
-        ),
-      };
+        }),
+      );
     },
   };
 }
@@ -533,33 +535,23 @@ async function managedIdentityLogin(
     entries.push(tenantLevelEntry(cloud, user, tenantId));
   }
   const scopes = [resourceToScope(resource)];
+  const tokens = [{ token, scopes, tenantLabel: tenantId }];
   return {
     user,
     entries,
-    tokens: [{ token, scopes, tenantLabel: tenantId }],
+    tokens,
     record() {
-      const now = nowSec(ctx);
-      return {
-        cloud: cloud.name,
-        user,
-        entries,
-        now,
-        accessTokens: [
-          grantedAccessToken(
-            {
-              homeAccountId: null,
-              principal: info,
-              clientId: method.clientId ?? "managed-identity",
-              tenantId,
-              cloud: cloud.name,
-            },
-            cloud,
-            token,
-            scopes,
-            now,
-          ),
-        ],
-      };
+      return recordOf(
+        ctx,
+        cloud,
+        { user, entries, tokens },
+        {
+          homeAccountId: null,
+          principal: info,
+          clientId: method.clientId ?? "managed-identity",
+          tenantId,
+        },
+      );
     },
   };
 }
