@@ -41,29 +41,38 @@ async function once<T>(conn: AgentConnection, use: (a: AgentConnection) => Promi
   }
 }
 
-/** Runs `use` against the agent when one runs (or can be started); `direct` when the caller should answer itself. */
+/**
+ * Runs `use` against the agent when one runs (or can be started); `direct` when the caller should
+ * answer itself. `agentGone`: an earlier lane of this command found the agent gone mid-request
+ * (`cli/agent-lane.ts`), so no agent here means the same as an agent that stops answering.
+ */
 export async function withAgent<T>(
   ctx: Context,
   use: (a: AgentConnection) => Promise<T>,
+  options: { agentGone?: boolean } = {},
 ): Promise<Attached<T>> {
   if (ctx.env.AZKEEP_AGENT === "off") return { via: "direct" };
   let conn = await reachAgent(ctx);
   let config: AzkeepConfig | undefined;
+  let gone: AgentGoneError | undefined = !conn && options.agentGone ? new AgentGoneError() : undefined;
   if (conn) {
     try {
       return { via: "agent", value: await once(conn, use) };
     } catch (e) {
       if (!(e instanceof AgentGoneError)) throw e;
-      config = await configOf(ctx);
-      if (!config.agent?.auto) {
-        if (config.store?.mode === "agent-only") throw e;
-        ctx.logger.warn(
-          "The azkeep agent stopped answering; answering without it. Run `azkeep agent start` to start it again.",
-        );
-        return { via: "direct" };
-      }
-      ctx.logger.warn("The azkeep agent stopped answering; starting it again.");
+      gone = e;
     }
+  }
+  if (gone) {
+    config = await configOf(ctx);
+    if (!config.agent?.auto) {
+      if (config.store?.mode === "agent-only") throw gone;
+      ctx.logger.warn(
+        "The azkeep agent stopped answering; answering without it. Run `azkeep agent start` to start it again.",
+      );
+      return { via: "direct" };
+    }
+    ctx.logger.warn("The azkeep agent stopped answering; starting it again.");
   }
   config ??= await configOf(ctx);
   if (config.agent?.auto) {
@@ -91,6 +100,7 @@ export function agentDelegate(
         ...(request.subscription ? { subscription: request.subscription } : {}),
         ...(request.tenant ? { tenant: request.tenant } : {}),
         ...(request.claims ? { claims: request.claims } : {}),
+        ...(request.forceRefresh ? { forceRefresh: true } : {}),
       }),
     );
     return r.via === "agent" ? r.value : undefined;
@@ -105,5 +115,6 @@ interface TokenRequestLike {
   subscription?: string;
   tenant?: string;
   claims?: string;
+  forceRefresh?: boolean;
 }
 type TokenResponseLike = Awaited<ReturnType<AgentConnection["getToken"]>>;

@@ -88,6 +88,8 @@ export interface TokenQuery {
   tenant?: string;
   /** A claims challenge (JSON or base64 JSON): skips the cache. */
   claims?: string;
+  /** `--force-refresh`: skips the cache and replaces the cached token. */
+  forceRefresh?: boolean;
 }
 
 /** Who asks on behalf of an `azkeep exec` run (given by the exec endpoint, checked by the release gate). */
@@ -169,6 +171,8 @@ export interface AgentToken {
   tenant: string;
   subscription: string;
   source: "cache" | "network" | "fallback";
+  /** Epoch seconds after which the agent refreshes early, when the IdP set it. */
+  refreshOn?: number;
 }
 
 export interface AgentStatus {

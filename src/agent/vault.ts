@@ -24,6 +24,7 @@ import { cloudForRest, openTokenDeps } from "../core/tokens/deps.js";
 import { applySignIn, type SignInRecord } from "../core/signin.js";
 import { withCloudName } from "../core/profile/accounts.js";
 import { acquireToken, type TokenRequest } from "../core/tokens/policy.js";
+import { checkSubscriptionOrTenant } from "../core/tokens/az-shape.js";
 import type { ResourceType } from "../core/clouds.js";
 import { makeNonDumpable } from "./peer.js";
 import { deriveReleaseKeys } from "./policy.js";
@@ -183,19 +184,20 @@ async function tokenFor(q: Record<string, unknown>): Promise<unknown> {
     ...(str(q.tenant) ? { tenant: str(q.tenant)! } : {}),
     ...(str(q.claims) ? { claims: str(q.claims)! } : {}),
   };
-  if (req.subscription && req.tenant) {
-    throw new AzkeepError("bad_input", "Please specify only one of subscription and tenant, not both", {
-      hint: "A subscription implies its tenant; pass --tenant alone for a tenant-level token.",
-    });
-  }
-  // Single flight inside the agent: identical requests in the air share one answer.
+  checkSubscriptionOrTenant(req.subscription, req.tenant);
+  // Single flight inside the agent: identical requests in the air share one answer. A claims
+  // challenge or `--force-refresh` asks for a new token of its own.
   const key = JSON.stringify(req);
-  if (!req.claims) {
+  const shared = !req.claims && q.forceRefresh !== true;
+  if (shared) {
     const running = inFlight.get(key);
     if (running) return running;
   }
-  const p = acquireToken(ctx, deps, req).finally(() => inFlight.delete(key));
-  if (!req.claims) inFlight.set(key, p);
+  const p = acquireToken(ctx, deps, {
+    ...req,
+    ...(q.forceRefresh === true ? { forceRefresh: true } : {}),
+  }).finally(() => shared && inFlight.delete(key));
+  if (shared) inFlight.set(key, p);
   return p;
 }
 

@@ -4,15 +4,16 @@
  * this one object, so tests swap them without module mocking.
  *
  * This module is the only place in `core/` that reads `process.env`, `Date.now()`, the global
- * `fetch`, `os.homedir()` or the process's standard streams.
+ * `fetch`, `os.homedir()` (through `paths.ts`, which the agent lane loads alone) or the process's
+ * standard streams.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { homedir, userInfo } from "node:os";
-import { isAbsolute, join } from "node:path";
 import { createNetworkFetch } from "./net.js";
+import { resolvePaths, type Env, type Paths } from "./paths.js";
 import { redact } from "./redact.js";
 
-export type Env = Readonly<Record<string, string | undefined>>;
+export type { Env, Paths } from "./paths.js";
+export { resolvePaths } from "./paths.js";
 
 export interface Clock {
   /** Milliseconds since the epoch. */
@@ -48,15 +49,6 @@ export interface Prompter {
 export interface BrowserOpener {
   /** Opens `url` in the user's browser; resolves false when none could be started. */
   open(url: string): Promise<boolean>;
-}
-
-/** Where azkeep keeps things. */
-export interface Paths {
-  /** azkeep's config folder (profile.json, tokens.sealed, config). */
-  configDir: string;
-  /** A per-user 0700 runtime folder for sockets and locks. */
-  runtimeDir: string;
-  home: string;
 }
 
 export interface Progress {
@@ -100,46 +92,6 @@ export interface NodeContextOptions {
   write?: (line: string) => void;
   /** See `Context.signal`; read lazily (a getter here is read only when a wait needs it). */
   readonly signal?: AbortSignal | undefined;
-}
-
-/**
- * The home folder: `HOME` when it is an absolute path, else the user database's entry. An
- * empty `HOME=` made `os.homedir()` answer "" and the store land in `./.config` of whatever
- * folder the command ran in.
- */
-function homeFolder(env: Env): string {
-  if (env.HOME && isAbsolute(env.HOME)) return env.HOME;
-  if (env.HOME === undefined) return homedir();
-  try {
-    return userInfo().homedir;
-  } catch {
-    return homedir();
-  }
-}
-
-/**
- * Resolves azkeep's folders: `AZKEEP_CONFIG_DIR`, else XDG, else the platform's usual place.
- * A relative `XDG_CONFIG_HOME` is ignored, as the XDG spec says; a relative `AZKEEP_CONFIG_DIR`
- * is kept as given and refused by the store with a message (`checkDirPath`).
- */
-export function resolvePaths(env: Env, platform: NodeJS.Platform = process.platform): Paths {
-  const home = homeFolder(env);
-  let configDir = env.AZKEEP_CONFIG_DIR;
-  if (!configDir) {
-    if (platform === "darwin") configDir = join(home, "Library", "Application Support", "azkeep");
-    else if (platform === "win32")
-      configDir = join(env.APPDATA || join(home, "AppData", "Roaming"), "azkeep");
-    else {
-      const xdg = env.XDG_CONFIG_HOME && isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : undefined;
-      configDir = join(xdg ?? join(home, ".config"), "azkeep");
-    }
-  }
-  const runtimeDir =
-    env.AZKEEP_RUNTIME_DIR ||
-    (platform === "linux" && env.XDG_RUNTIME_DIR
-      ? join(env.XDG_RUNTIME_DIR, "azkeep")
-      : join(configDir, "run"));
-  return { configDir, runtimeDir, home };
 }
 
 const realClock: Clock = {

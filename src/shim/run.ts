@@ -4,34 +4,28 @@
  * What a cached token needs is imported statically (one chunk, no chain of dynamic imports);
  * the refresh path, key providers and jmespath are loaded only when needed.
  */
-import { writeSync } from "node:fs";
 import { createNodeContext, type Context } from "../core/context.js";
 import { RESOURCE_TYPES, type ResourceType } from "../core/clouds.js";
 import { errorText as commandErrorText } from "../cli/error-text.js";
 import { EXIT } from "../cli/exit-codes.js";
 import { accountTable } from "../cli/output/account-table.js";
-import {
-  applyQuery,
-  checkQuery,
-  commandRan,
-  formatOutput,
-  invalidOutputMessage,
-  isOutputFormat,
-  type OutputFormat,
-} from "../cli/output/format.js";
+import { checkQuery, commandRan } from "../cli/output/format.js";
 import { findSubscription } from "../core/profile/accounts.js";
 import { listAccounts } from "../core/profile/ops.js";
 import { openTokenDeps } from "../core/tokens/deps.js";
-import { getAccessToken, toAzShape } from "../core/tokens/get-access-token.js";
+import { checkSubscriptionOrTenant, toAzShape } from "../core/tokens/az-shape.js";
+import { getAccessToken } from "../core/tokens/get-access-token.js";
 import { withAgent } from "../agent/attach.js";
 import { answerFromEndpoint } from "../exec/shim-mode.js";
 import { ShimUsageError, type ParsedShimArgs } from "./argv.js";
+import { writeAllSync } from "./stdio.js";
+import { asUsage, chooseOutput, show, str, tokenQueryOf, type Mode } from "./present.js";
 
 /** The Azure CLI version the shim reports: new enough for every caller (expires_on: ≥ 2.54). */
 export const SHIM_AZ_VERSION = "2.67.0";
 
-/** `az`: the shim (quiet, az's words); `azkeep`: the CLI's fast path (the frame's behaviour). */
-export type Mode = "az" | "azkeep";
+export type { Mode } from "./present.js";
+export { readerGone, writeAllSync } from "./stdio.js";
 
 export interface RunIO {
   stdout(text: string): void;
@@ -39,10 +33,8 @@ export interface RunIO {
   env: Record<string, string | undefined>;
   /** Read lazily (see `abortOnSignals`). */
   readonly signal?: AbortSignal;
-}
-
-function str(v: string | string[] | boolean | undefined): string | undefined {
-  return typeof v === "string" ? v : undefined;
+  /** The agent lane found the agent gone mid-request (see `withAgent`). */
+  agentGone?: boolean;
 }
 
 async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO, mode: Mode): Promise<unknown> {
@@ -74,28 +66,27 @@ async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO, mode: Mode): P
       tenant: str(p.options.tenant),
     });
   }
-  // The agent, when it runs: the store is never opened in this process.
-  const viaAgent = await withAgent(ctx, async (agent): Promise<unknown> => {
-    if (p.command === "account get-access-token") {
-      const subscription = str(p.options.subscription);
-      const tenant = str(p.options.tenant);
-      const scopes = Array.isArray(p.options.scope) ? p.options.scope : undefined;
-      const t = await agent.getToken({
-        ...(scopes?.length ? { scopes } : {}),
-        ...(str(p.options.resource) ? { resource: str(p.options.resource)! } : {}),
-        ...(resourceType ? { resourceType } : {}),
-        ...(subscription ? { subscription } : {}),
-        ...(tenant ? { tenant } : {}),
-        ...(str(p.options.claimsChallenge) ? { claims: str(p.options.claimsChallenge)! } : {}),
-      });
-      return toAzShape(t, Boolean(tenant));
-    }
-    if (p.command === "account show") {
-      const subscription = str(p.options.subscription);
-      return agent.getAccount(subscription ? { subscription } : {});
-    }
-    return agent.listAccounts(p.options.all === true ? { all: true } : {});
-  });
+  if (p.command === "account get-access-token")
+    checkSubscriptionOrTenant(str(p.options.subscription), str(p.options.tenant));
+  // The agent, when it runs: the store is never opened in this process. A generic OpenID
+  // sign-in (`--authority`) is not the agent's to serve: the store answers it.
+  const viaAgent =
+    str(p.options.authority) || str(p.options.clientId)
+      ? ({ via: "direct" } as const)
+      : await withAgent(
+          ctx,
+          async (agent): Promise<unknown> => {
+            if (p.command === "account get-access-token") {
+              return toAzShape(await agent.getToken(tokenQueryOf(p)), Boolean(str(p.options.tenant)));
+            }
+            if (p.command === "account show") {
+              const subscription = str(p.options.subscription);
+              return agent.getAccount(subscription ? { subscription } : {});
+            }
+            return agent.listAccounts(p.options.all === true ? { all: true } : {});
+          },
+          io.agentGone ? { agentGone: true } : {},
+        );
   if (viaAgent.via === "agent") return viaAgent.value;
   const deps = await openTokenDeps(ctx);
   // Read only when the policy needs it (a refresh), so the signal handlers stay uninstalled
@@ -141,27 +132,10 @@ export function errorText(e: unknown, mode: Mode, debug: boolean): { text: strin
   });
 }
 
-/** The frame's `--query` error as is for azkeep; for the shim, az's one line without a hint. */
-async function asUsage<T>(p: Promise<T>, mode: Mode): Promise<T> {
-  try {
-    return await p;
-  } catch (e) {
-    if (mode === "az" && e instanceof Error) throw new ShimUsageError(e.message);
-    throw e;
-  }
-}
-
 /** Answers `p`; resolves the exit code. */
 export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promise<number> {
-  const envOutput = mode === "az" ? io.env.AZURE_CORE_OUTPUT : io.env.AZKEEP_CORE_OUTPUT;
   try {
-    let output: OutputFormat = envOutput && isOutputFormat(envOutput) ? envOutput : "json";
-    if (p.globals.output !== undefined) {
-      if (!isOutputFormat(p.globals.output)) {
-        throw new ShimUsageError(invalidOutputMessage(p.globals.output));
-      }
-      output = p.globals.output;
-    }
+    const output = chooseOutput(p, io.env, mode);
     const started = mode === "azkeep" && p.globals.verbose ? performance.now() : 0;
     const ctx = createNodeContext({
       debug: p.globals.debug,
@@ -179,14 +153,10 @@ export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promi
     // warning), as in the frame; az: an argument error (exit 2), in the frame's words.
     if (p.globals.query !== undefined) await asUsage(checkQuery(p.globals.query), mode);
     const value = await answer(p, ctx, io, mode);
-    const shown =
-      p.globals.query !== undefined ? await asUsage(applyQuery(value, p.globals.query), mode) : value;
-    // ctx.color looks at stderr: only when it matters (jsonc), to keep the hot path lean.
     io.stdout(
-      await formatOutput(shown, output, {
-        color: output === "jsonc" && mode === "azkeep" && ctx.color,
-        queryActive: p.globals.query !== undefined,
-        ...(p.command === "account list" ? { table: accountTable } : {}),
+      await show(value, p, output, mode, {
+        color: () => ctx.color,
+        table: p.command === "account list" ? accountTable : undefined,
       }),
     );
     if (started) ctx.logger.info(commandRan(started));
@@ -196,40 +166,6 @@ export async function runParsed(p: ParsedShimArgs, io: RunIO, mode: Mode): Promi
     io.stderr(text);
     return code;
   }
-}
-
-/**
- * Writes all of `text` to a file descriptor synchronously. The hot paths write stdout this way
- * instead of through `process.stdout`, whose stream (a socket for a pipe) costs 1–2 ms to set
- * up; and the output is complete when the process exits right after.
- */
-export function writeAllSync(fd: number, text: string): void {
-  if (closedFds.has(fd)) return;
-  let buf = Buffer.from(text, "utf8");
-  let spins = 0;
-  while (buf.length > 0) {
-    try {
-      const n = writeSync(fd, buf);
-      buf = buf.subarray(n);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      // The reader went away (`| head`, `| true`): nothing more to say there; az exits 0.
-      if (code === "EPIPE") {
-        closedFds.add(fd);
-        return;
-      }
-      // A non-blocking pipe that is full: wait a little for the reader.
-      if (code !== "EAGAIN" || ++spins > 10_000) throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
-    }
-  }
-}
-
-const closedFds = new Set<number>();
-
-/** Whether a write to `fd` found its reader gone (then the exit code is 0, as az's). */
-export function readerGone(fd: number): boolean {
-  return closedFds.has(fd);
 }
 
 /**

@@ -5,9 +5,12 @@
  */
 import type { ResourceType } from "../clouds.js";
 import type { Context } from "../context.js";
-import { AzkeepError, UsageError } from "../errors.js";
-import { acquireToken, type PolicyDeps, type TokenResponse } from "./policy.js";
+import { UsageError } from "../errors.js";
+import { acquireToken, type PolicyDeps } from "./policy.js";
+import { checkSubscriptionOrTenant, toAzShape, type AzAccessToken } from "./az-shape.js";
 import { formatExpiresOn } from "./time.js";
+
+export { toAzShape, type AzAccessToken } from "./az-shape.js";
 
 export interface GetAccessTokenOptions {
   resource?: string | undefined;
@@ -26,43 +29,12 @@ export interface GetAccessTokenOptions {
   clientId?: string | undefined;
 }
 
-/** az's `get-access-token` JSON (keys are sorted by the formatter, as knack does). */
-export interface AzAccessToken {
-  accessToken: string;
-  /** Naive local time, `YYYY-MM-DD HH:MM:SS.ffffff`. */
-  expiresOn: string;
-  /** Epoch seconds (an integer: Go unmarshals it into int64). */
-  expires_on: number;
-  /** Left out when `--tenant` is given. */
-  subscription?: string;
-  tenant: string;
-  tokenType: string;
-}
-
-export function toAzShape(r: TokenResponse, tenantGiven: boolean): AzAccessToken {
-  // az's own key order (what `--query @ -o table` shows); json/yaml/tsv sort them.
-  const out: AzAccessToken = {
-    tokenType: r.tokenType || "Bearer",
-    accessToken: r.accessToken,
-    expires_on: Math.floor(r.expiresOn),
-    expiresOn: formatExpiresOn(r.expiresOn),
-    tenant: r.tenant,
-  };
-  if (!tenantGiven) out.subscription = r.subscription;
-  return out;
-}
-
 export async function getAccessToken(
   ctx: Context,
   deps: PolicyDeps,
   options: GetAccessTokenOptions,
 ): Promise<AzAccessToken> {
-  if (options.subscription && options.tenant) {
-    // az: a CLIError (exit 1), not a parser error.
-    throw new AzkeepError("bad_input", "Please specify only one of subscription and tenant, not both", {
-      hint: "A subscription implies its tenant; pass --tenant alone for a tenant-level token.",
-    });
-  }
+  checkSubscriptionOrTenant(options.subscription, options.tenant);
   const scopes = (options.scope ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean);
   if (options.clientId && !options.authority)
     throw new UsageError("--client-id goes with --authority (a generic OpenID sign-in).", {

@@ -104,6 +104,8 @@ export interface TokenResponse {
   subscription: string;
   /** Where the token came from; `fallback` = the IdP failed and an aging token was served. */
   source: "cache" | "network" | "fallback";
+  /** Epoch seconds after which the policy refreshes early (the IdP's `refresh_in`), when set. */
+  refreshOn?: number;
 }
 
 export interface PolicyDeps {
@@ -252,6 +254,7 @@ function respond(e: AccessTokenEntry, p: Plan, source: TokenResponse["source"]):
     tenant: p.tenant,
     subscription: p.account.id,
     source,
+    ...(e.refreshOn !== undefined ? { refreshOn: e.refreshOn } : {}),
   };
 }
 
