@@ -25,7 +25,13 @@ rmSync(new URL("../dist", import.meta.url), { recursive: true, force: true });
 // build of their own: without commander or any command but theirs, one file each, so a cached
 // token costs one module load, not dozens (measured in docs/benchmarks.md). npm dependencies
 // stay external there (loaded from node_modules only on the rare paths that need them).
-const fastEntryPoints = { "shim/az": "src/shim/az.ts", "cli/fast": "src/shim/cli-fast.ts" };
+// `cli/agent-lane` is the smallest: a cached token from a running agent (src/cli/agent-lane.ts).
+const fastEntryPoints = {
+  "shim/az": "src/shim/az.ts",
+  "cli/fast": "src/shim/cli-fast.ts",
+  "cli/agent-lane": "src/cli/agent-lane.ts",
+};
+const codeCaches = ["dist/cli/fast.v8cache", "dist/shim/az.v8cache", "dist/cli/agent-lane.v8cache"];
 
 const common = {
   outdir: "dist",
@@ -49,23 +55,36 @@ const common = {
 
 await build({ ...common, entryPoints, splitting: true });
 
-// `node:fs/promises` costs ~1 ms to load (it pulls in readline and the file watchers), and the
-// cached-token path only reads files synchronously: in the fast build it becomes a module of
-// wrappers that load it on first call.
-const lazyFsPromises = {
-  name: "lazy-fs-promises",
+// `node:fs/promises` costs ~1 ms to load (it pulls in readline and the file watchers), and
+// `node:os` ~0.5 ms, while the cached-token paths only read files synchronously and need the
+// home folder only when HOME is unset: in the fast builds each becomes a module of wrappers that
+// load it on first call.
+const LAZY_BUILTINS = {
+  "fs/promises": {
+    load: 'require("node:fs").promises',
+    names: Object.keys(await import("node:fs/promises")),
+  },
+  os: { load: 'require("node:os")', names: Object.keys(await import("node:os")) },
+};
+const lazyBuiltins = {
+  name: "lazy-builtins",
   setup(b) {
-    b.onResolve({ filter: /^(node:)?fs\/promises$/ }, () => ({
-      path: "lazy-fs-promises",
-      namespace: "azkeep",
-    }));
-    b.onLoad({ filter: /^lazy-fs-promises$/, namespace: "azkeep" }, async () => {
-      const names = Object.keys(await import("node:fs/promises")).filter((n) => n !== "default");
-      const lines = names.map((n) =>
-        n === "constants"
-          ? 'export const constants = require("node:fs").constants;'
-          : `export const ${n} = (...a) => require("node:fs").promises.${n}(...a);`,
-      );
+    // The wrappers' own require of the module is the real one.
+    b.onResolve({ filter: /^(node:)?(fs\/promises|os)$/ }, (args) =>
+      args.namespace === "azkeep-lazy"
+        ? { path: args.path, external: true }
+        : { path: args.path.replace(/^node:/, ""), namespace: "azkeep-lazy" },
+    );
+    b.onLoad({ filter: /.*/, namespace: "azkeep-lazy" }, async (args) => {
+      const { load, names } = LAZY_BUILTINS[args.path];
+      const real = await import(`node:${args.path}`);
+      const lines = names
+        .filter((n) => n !== "default")
+        .map((n) =>
+          typeof real[n] === "function"
+            ? `export const ${n} = (...a) => ${load}.${n}(...a);`
+            : `export const ${n} = /* @__PURE__ */ (() => ${load}.${n})();`,
+        );
       return { contents: lines.join("\n"), loader: "js" };
     });
   },
@@ -86,7 +105,7 @@ const externalsByRequire = {
   },
 };
 
-for (const f of ["dist/cli/fast.v8cache", "dist/shim/az.v8cache"]) rmSync(f, { force: true });
+for (const f of codeCaches) rmSync(f, { force: true });
 await build({
   ...common,
   entryPoints: fastEntryPoints,
@@ -99,12 +118,11 @@ await build({
   define: { ...common.define, "import.meta.url": "__azkeepImportMetaUrl" },
   banner: { js: 'const __azkeepImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
   external: [...common.external, ...Object.keys(pkg.dependencies ?? {})],
-  plugins: [lazyFsPromises, externalsByRequire],
+  plugins: [lazyBuiltins, externalsByRequire],
 });
 
 // Train the hot-path bundles' V8 code caches (a failure only costs speed).
 const train = spawnSync(process.execPath, ["shim/code-cache.cjs", "--train"], {
   stdio: ["ignore", "ignore", "inherit"],
 });
-if (train.status !== 0)
-  for (const f of ["dist/cli/fast.v8cache", "dist/shim/az.v8cache"]) rmSync(f, { force: true });
+if (train.status !== 0) for (const f of codeCaches) rmSync(f, { force: true });

@@ -18,8 +18,8 @@
  * an agent that goes away mid-request is an `AgentGoneError` (the caller falls back: restart,
  * or the direct path when agent-only mode is off).
  */
-import { connect, type Socket } from "node:net";
 import { AzkeepError, type ErrorCode } from "../core/errors.js";
+import { openRawPipe } from "./raw-pipe.js";
 import {
   PROTOCOL_VERSION,
   RESTART_HINT,
@@ -75,6 +75,25 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** The azkeep version of the client, for the agent's logs. */
   azkeep?: string;
+  /**
+   * Talk over libuv's pipe handle directly instead of `node:net` where this Node allows it
+   * (`raw-pipe.ts`): for one short exchange on the hot path, whose start-up `node:net` would
+   * dominate. Falls back to `node:net` by itself.
+   */
+  lean?: boolean;
+}
+
+/** What the client needs of a socket: `net.Socket`, or `raw-pipe.ts`'s `RawPipeSocket`. */
+export interface AgentSocket {
+  on(event: "data", listener: (chunk: Buffer) => void): unknown;
+  on(event: "error", listener: (e: Error) => void): unknown;
+  on(event: "close", listener: () => void): unknown;
+  once(event: "connect", listener: () => void): unknown;
+  once(event: "error", listener: (e: NodeJS.ErrnoException) => void): unknown;
+  off(event: "error", listener: (e: NodeJS.ErrnoException) => void): unknown;
+  write(data: string): unknown;
+  destroy(): unknown;
+  readonly destroyed: boolean;
 }
 
 /** One connection to the agent; requests are answered in order. Close it when done. */
@@ -87,7 +106,7 @@ export class AgentConnection {
   readonly hello: Promise<HelloResult>;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: AgentSocket,
     options: ConnectOptions,
   ) {
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
@@ -249,9 +268,11 @@ export class AgentConnection {
  * file, or a stale one nobody accepts on). The hello is sent at once; its answer is awaited by
  * the first request.
  */
-export function connectAgent(options: ConnectOptions): Promise<AgentConnection | undefined> {
+export async function connectAgent(options: ConnectOptions): Promise<AgentConnection | undefined> {
+  const socket: AgentSocket =
+    (options.lean ? openRawPipe(options.socketPath) : undefined) ??
+    (await import("node:net")).connect(options.socketPath);
   return new Promise((resolve, reject) => {
-    const socket = connect(options.socketPath);
     const timer = setTimeout(() => {
       socket.destroy();
       resolve(undefined);

@@ -20,7 +20,10 @@ export function socketPathOf(ctx: { paths: Paths; env: Env }): string {
  * a folder other users may write to or that is not ours (someone else's listener would see
  * every request).
  */
-export async function reachAgent(ctx: { paths: Paths; env: Env }): Promise<AgentConnection | undefined> {
+export async function reachAgent(
+  ctx: { paths: Paths; env: Env },
+  options: { lean?: boolean } = {},
+): Promise<AgentConnection | undefined> {
   const socketPath = socketPathOf(ctx);
   let st;
   try {
@@ -36,7 +39,11 @@ export async function reachAgent(ctx: { paths: Paths; env: Env }): Promise<Agent
       { hint: `Run \`chmod 700 '${dirname(socketPath)}'\` if it is yours, or set AZKEEP_AGENT_SOCK.` },
     );
   }
-  return connectAgent({ socketPath, configDir: ctx.paths.configDir });
+  return connectAgent({
+    socketPath,
+    configDir: ctx.paths.configDir,
+    ...(options.lean ? { lean: true } : {}),
+  });
 }
 
 export interface StartOptions {

@@ -41,6 +41,10 @@ export const ENVIRONMENT: readonly (readonly [string, string])[] = [
   ["AZURE_IDENTITY_DISABLE_CP1", "do not ask for the CP1 (continuous access evaluation) capability"],
   ["HTTPS_PROXY, HTTP_PROXY, NO_PROXY", "the proxy for Entra ID and ARM (lower-case names too)"],
   ["NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE", "extra CA certificates to trust (the emulator prints them)"],
+  [
+    "NODE_OPTIONS, NODE_PENDING_DEPRECATION",
+    "with --pending-deprecation, the agent lane talks to the agent through node:net (no warning)",
+  ],
   ["BROWSER, DISPLAY, WAYLAND_DISPLAY, WSL_DISTRO_NAME, WSL_INTEROP", "how `login` opens a browser"],
   ["DBUS_SESSION_BUS_ADDRESS", "the session bus of the keyring (Secret Service) provider"],
   ["NO_COLOR, TERM", "no colour when NO_COLOR is set or TERM=dumb"],

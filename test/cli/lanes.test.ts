@@ -3,13 +3,15 @@
  * parser in `src/shim/argv.ts`, no commander) and the full frame (`dist/cli/main.js`,
  * commander) must be one command: every flag case below runs through both as a process, and
  * stdout, stderr and the exit code must be the same. Cases the fast lane does not understand go
- * to the frame by design; this test is what keeps the two parsers from drifting apart.
+ * to the frame by design; this test is what keeps the two parsers from drifting apart. The same
+ * cases run again with an agent, where the bin answers through the agent lane.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { BIN } from "../helpers/cli.js";
 import { runProcess } from "../helpers/process.js";
+import { killAgent, startAgent, type Status } from "../agent/helpers.js";
 import {
   CONTOSO,
   DEV_SUB,
@@ -23,7 +25,14 @@ import {
 const MAIN_JS = join(REPO, "dist", "cli", "main.js");
 const FRAME = `const m = await import(${JSON.stringify(MAIN_JS)}); const code = await m.main(process.argv.slice(1)); process.stdout.write("", () => process.exit(code));`;
 
-const CASES: { name: string; args: string[]; env?: Record<string, string>; code?: number }[] = [
+/** `direct`: about the store this process opens, so not a case with an agent answering. */
+const CASES: {
+  name: string;
+  args: string[];
+  env?: Record<string, string>;
+  code?: number;
+  direct?: boolean;
+}[] = [
   { name: "no flags", args: [] },
   { name: "-o tsv", args: ["-o", "tsv"] },
   { name: "--output=yaml", args: ["--output=yaml"] },
@@ -54,26 +63,49 @@ const CASES: { name: string; args: string[]; env?: Record<string, string>; code?
   { name: "--verbose (az's)", args: ["--verbose", "-o", "none"] },
   { name: "AZKEEP_CORE_OUTPUT=tsv", args: [], env: { AZKEEP_CORE_OUTPUT: "tsv" } },
   { name: "AZKEEP_CORE_OUTPUT=tsv, -o json wins", args: ["-o", "json"], env: { AZKEEP_CORE_OUTPUT: "tsv" } },
-  { name: "AZKEEP_STORE_PROVIDER unknown", args: [], env: { AZKEEP_STORE_PROVIDER: "bogus" }, code: 2 },
+  {
+    name: "AZKEEP_STORE_PROVIDER unknown",
+    args: [],
+    env: { AZKEEP_STORE_PROVIDER: "bogus" },
+    code: 2,
+    direct: true,
+  },
   // The provider recorded with the store is the one that opens it.
-  { name: "AZKEEP_STORE_PROVIDER another", args: [], env: { AZKEEP_STORE_PROVIDER: "passphrase" } },
+  {
+    name: "AZKEEP_STORE_PROVIDER another",
+    args: [],
+    env: { AZKEEP_STORE_PROVIDER: "passphrase" },
+    direct: true,
+  },
+  { name: "--force-refresh", args: ["--force-refresh", "--query", "tokenType", "-o", "tsv"] },
+  { name: "--claims-challenge", args: ["--claims-challenge", "e30=", "--query", "tokenType", "-o", "tsv"] },
+  { name: "-o jsonc", args: ["-o", "jsonc"] },
+  { name: "-o yamlc", args: ["-o", "yamlc"] },
+  { name: "-o table", args: ["-o", "table"] },
 ];
 
-describe(
-  "the fast lane and the frame answer every flag case the same (built bundles)",
-  { timeout: 300_000 },
-  () => {
+/**
+ * Runs every case through `bin/azkeep.js` (its lanes) and the frame, and compares. `agent`: with
+ * an agent running, so the bin answers through the agent lane (`dist/cli/agent-lane.cjs`) and
+ * the frame through the agent too.
+ */
+function compareLanes(title: string, withAgent: boolean): void {
+  describe(title, { timeout: 300_000 }, () => {
     let s: SignedIn;
+    let agent: Status | undefined;
     before(async () => {
       s = await signedIn();
       const warm = await s.cli(["account", "get-access-token", "-o", "none"]);
       assert.equal(warm.code, 0, warm.stderr);
+      if (withAgent) agent = await startAgent(s);
     });
     after(async () => {
+      killAgent(agent?.pid, agent?.vaultPid);
       await s?.close();
     });
 
     for (const c of CASES) {
+      if (withAgent && c.direct) continue;
       it(c.name, async () => {
         const env = { ...s.env, ...c.env, PATH: process.env.PATH ?? "/usr/bin:/bin" };
         const argv = ["account", "get-access-token", ...c.args];
@@ -98,7 +130,13 @@ describe(
         assert.doesNotMatch(fast.stderr, /bug in azkeep|\n\s+at /);
         if ((c.code ?? 0) === 0 && !c.args.includes("none")) assert.notEqual(fast.stdout, "");
         if (c.code) assert.match(fast.stderr, /^ERROR: /m);
+        // With an agent, the token came from it: a lane that opened the store itself would have
+        // warned about the insecure-file key.
+        if (withAgent && (c.code ?? 0) === 0) assert.doesNotMatch(fast.stderr, /plain file/);
       });
     }
-  },
-);
+  });
+}
+
+compareLanes("the fast lane and the frame answer every flag case the same (built bundles)", false);
+compareLanes("the agent lane and the frame answer every flag case the same (agent running)", true);

@@ -1,0 +1,215 @@
+/**
+ * A unix-socket client without `node:net`, for the one place where its cost decides a budget:
+ * the agent lane of a cached `azkeep account get-access-token` (`cli/agent-lane.ts`).
+ *
+ * Why: loading `node:net` (and the whole streams stack under it) costs ~3.3 ms of a ~55 ms
+ * Node start on this project's machines; the budget for the whole answer through the agent is
+ * 15 % of that start (docs/benchmarks.md, "The agent lane"). libuv's pipe handle, which
+ * `net.Socket` wraps, is reachable directly through `process.binding("pipe_wrap")` and
+ * `("stream_wrap")` — the handle and request classes `net` itself uses.
+ *
+ * Those bindings are Node internals (process.binding is deprecated, documentation-only, DEP0111),
+ * so everything here is checked before use and the caller falls back to `node:net` whenever
+ * anything is not exactly as expected: {@link openRawPipe} answers `undefined` when a class, a
+ * method or a constant is missing, and when the process runs with `--pending-deprecation` (where
+ * `process.binding` would print a warning on stderr, which callers of `az` read as trouble).
+ * `test/agent/raw-pipe.test.ts` checks that this Node takes the raw path and that both transports
+ * carry the same bytes.
+ *
+ * It is a socket for one short exchange: connect, write a few small frames, read the answers,
+ * close. No backpressure (frames are a few hundred bytes), no half-close, no timeouts (a
+ * release prompt may keep the agent's answer for a minute, as with `node:net`).
+ */
+import { EventEmitter } from "node:events";
+// Both are loaded with Node itself: importing them costs nothing at start.
+import { getSystemErrorName } from "node:util";
+
+interface PipeHandle {
+  connect(req: object, path: string): number;
+  writeUtf8String(req: object, data: string): number;
+  readStart(): number;
+  readStop(): number;
+  close(cb?: () => void): void;
+  onread: (arrayBuffer: ArrayBuffer | undefined) => void;
+}
+
+interface Bindings {
+  Pipe: new (type: number) => PipeHandle;
+  PipeConnectWrap: new () => { oncomplete?: (status: number) => void };
+  WriteWrap: new () => { handle?: unknown; oncomplete?: (status: number) => void; async?: boolean };
+  SOCKET: number;
+  state: Int32Array;
+  kReadBytesOrError: number;
+  kArrayBufferOffset: number;
+}
+
+let bindings: Bindings | null | undefined;
+
+function pendingDeprecation(env: Readonly<Record<string, string | undefined>>): boolean {
+  return (
+    process.execArgv.some((a) => a.includes("pending-deprecation")) ||
+    (env.NODE_OPTIONS ?? "").includes("pending-deprecation") ||
+    env.NODE_PENDING_DEPRECATION === "1"
+  );
+}
+
+/** The pipe bindings when they are what this module was written against, else null. */
+function loadBindings(env: Readonly<Record<string, string | undefined>>): Bindings | null {
+  if (pendingDeprecation(env)) return null;
+  if (bindings !== undefined) return bindings;
+  bindings = null;
+  try {
+    const binding = (process as unknown as { binding?: (name: string) => Record<string, unknown> }).binding;
+    if (typeof binding !== "function") return null;
+    const pipe = binding("pipe_wrap");
+    const stream = binding("stream_wrap");
+    const Pipe = pipe.Pipe as Bindings["Pipe"] | undefined;
+    const constants = pipe.constants as Record<string, unknown> | undefined;
+    const proto = (Pipe as unknown as { prototype?: Record<string, unknown> } | undefined)?.prototype;
+    const state = stream.streamBaseState;
+    const ok =
+      typeof Pipe === "function" &&
+      typeof pipe.PipeConnectWrap === "function" &&
+      typeof stream.WriteWrap === "function" &&
+      typeof constants?.SOCKET === "number" &&
+      state instanceof Int32Array &&
+      typeof stream.kReadBytesOrError === "number" &&
+      typeof stream.kArrayBufferOffset === "number" &&
+      ["connect", "writeUtf8String", "readStart", "readStop", "close"].every(
+        (m) => typeof proto?.[m] === "function",
+      );
+    if (!ok) return null;
+    bindings = {
+      Pipe,
+      PipeConnectWrap: pipe.PipeConnectWrap as Bindings["PipeConnectWrap"],
+      WriteWrap: stream.WriteWrap as Bindings["WriteWrap"],
+      SOCKET: constants.SOCKET as number,
+      state,
+      kReadBytesOrError: stream.kReadBytesOrError as number,
+      kArrayBufferOffset: stream.kArrayBufferOffset as number,
+    };
+  } catch {
+    bindings = null;
+  }
+  return bindings;
+}
+
+/** libuv's end-of-stream (UV_EOF). */
+const UV_EOF = -4095;
+
+/** An Error with the `code` `node:net` would give (`ENOENT`, `ECONNREFUSED`, …). */
+function uvError(status: number, what: string): NodeJS.ErrnoException {
+  let code = `E${-status}`;
+  try {
+    code = getSystemErrorName(status);
+  } catch {
+    /* keep the number */
+  }
+  return Object.assign(new Error(`${what} ${code}`), { code, errno: status });
+}
+
+/**
+ * The part of `net.Socket` the agent client uses: events `connect`, `data`, `error`, `close`;
+ * `write(text)`, `destroy()`, `destroyed`.
+ */
+export class RawPipeSocket extends EventEmitter {
+  destroyed = false;
+  private readonly handle: PipeHandle;
+  /** Requests in flight must stay reachable until libuv completes them. */
+  private readonly pending = new Set<object>();
+
+  constructor(
+    private readonly b: Bindings,
+    path: string,
+  ) {
+    super();
+    this.handle = new b.Pipe(b.SOCKET);
+    const req = new b.PipeConnectWrap();
+    this.pending.add(req);
+    req.oncomplete = (status: number) => {
+      this.pending.delete(req);
+      if (this.destroyed) return;
+      if (status < 0) return this.fail(uvError(status, "connect"));
+      this.handle.onread = (ab) => this.onRead(ab);
+      const err = this.handle.readStart();
+      if (err < 0) return this.fail(uvError(err, "read"));
+      this.emit("connect");
+    };
+    const err = this.handle.connect(req, path);
+    if (err < 0) {
+      this.pending.delete(req);
+      queueMicrotask(() => this.fail(uvError(err, "connect")));
+    }
+  }
+
+  private onRead(ab: ArrayBuffer | undefined): void {
+    const n = this.b.state[this.b.kReadBytesOrError]!;
+    if (n === 0) return;
+    if (n < 0 || !ab) {
+      if (n !== UV_EOF && n < 0) this.emit("error", uvError(n, "read"));
+      this.destroy();
+      return;
+    }
+    const offset = this.b.state[this.b.kArrayBufferOffset]!;
+    this.emit("data", Buffer.from(ab, offset, n));
+  }
+
+  write(data: string): boolean {
+    if (this.destroyed) return false;
+    const req = new this.b.WriteWrap();
+    req.handle = this.handle;
+    req.async = false;
+    req.oncomplete = (status: number) => {
+      this.pending.delete(req);
+      if (status < 0) this.fail(uvError(status, "write"));
+    };
+    this.pending.add(req);
+    const err = this.handle.writeUtf8String(req, data);
+    if (err < 0) {
+      this.pending.delete(req);
+      this.fail(uvError(err, "write"));
+      return false;
+    }
+    // Written at once (small frames): no completion will come.
+    if (!req.async) this.pending.delete(req);
+    return true;
+  }
+
+  private fail(e: Error): void {
+    if (this.destroyed) return;
+    this.emit("error", e);
+    this.destroy();
+  }
+
+  destroy(): this {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    // Node checks that onread is a function (an assertion aborts the process otherwise).
+    this.handle.onread = () => {};
+    try {
+      this.handle.readStop();
+    } catch {
+      /* not reading */
+    }
+    this.handle.close(() => this.emit("close"));
+    return this;
+  }
+}
+
+/**
+ * Connects to the unix socket `path` without `node:net`; `undefined` when this Node's pipe
+ * bindings are not the ones this module knows (use `node:net` then). Connection errors arrive
+ * as an `error` event with `net`'s codes.
+ */
+export function openRawPipe(
+  path: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): RawPipeSocket | undefined {
+  const b = loadBindings(env);
+  if (!b) return undefined;
+  try {
+    return new RawPipeSocket(b, path);
+  } catch {
+    return undefined;
+  }
+}
