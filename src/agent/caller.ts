@@ -8,6 +8,7 @@
  */
 import {
   describeProcess,
+  type AncestorMemo,
   nodeProcReader,
   readAncestry,
   readStat,
@@ -35,8 +36,9 @@ export function identifyCaller(
   pid: number,
   run: { id: string; childPid: number } | undefined,
   reader?: ProcReader,
+  memo?: AncestorMemo,
 ): Caller {
-  const a = readAncestry(pid, reader);
+  const a = readAncestry(pid, reader, memo);
   const info = a.chain[0]!;
   const parents = a.chain.slice(1);
   const leader = a.sessionLeader !== undefined ? a.chain[a.sessionLeader] : undefined;
@@ -108,6 +110,20 @@ export function describeCaller(c: Caller): string[] {
  */
 export class CallerCache {
   private entries = new Map<string, { caller: Caller; cmdline: string | undefined; at: number }>();
+  /** Ancestors of recent callers (re-checked at each use: see `AncestorMemo`), for a minute. */
+  private ancestors = new Map<number, { info: ProcessInfo; at: number }>();
+  private readonly memo: AncestorMemo = {
+    get: (pid) => {
+      const e = this.ancestors.get(pid);
+      if (e && this.now() - e.at < 60_000) return e.info;
+      if (e) this.ancestors.delete(pid);
+      return undefined;
+    },
+    set: (info) => {
+      if (this.ancestors.size >= this.maxEntries) this.ancestors.clear();
+      this.ancestors.set(info.pid, { info, at: this.now() });
+    },
+  };
 
   constructor(
     private readonly reader: ProcReader = nodeProcReader,
@@ -123,7 +139,7 @@ export class CallerCache {
     if (hit && t - hit.at < this.maxAgeMs && this.unchanged(pid, hit.caller, hit.cmdline)) return hit.caller;
     if (hit) this.entries.delete(key);
     const cmdline = this.reader.readFile(`/proc/${pid}/cmdline`);
-    const caller = identifyCaller(pid, run, this.reader);
+    const caller = identifyCaller(pid, run, this.reader, this.memo);
     if (caller.facts.known) {
       if (this.entries.size >= this.maxEntries) this.entries.clear();
       this.entries.set(key, { caller, cmdline, at: t });
@@ -133,6 +149,7 @@ export class CallerCache {
 
   clear(): void {
     this.entries.clear();
+    this.ancestors.clear();
   }
 
   private unchanged(pid: number, c: Caller, cmdline: string | undefined): boolean {

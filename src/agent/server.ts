@@ -26,6 +26,7 @@ import {
   type AgentErrorBody,
   type AgentStatus,
 } from "./protocol.js";
+import { ReleasedTokens } from "./front-cache.js";
 import type { PeerCredentials } from "./peer.js";
 import type { ReleaseGate, ReleaseKeysMessage, ReleaseRequest } from "./release.js";
 
@@ -116,8 +117,11 @@ export class AgentServer {
   private nextCall = 1;
   private readonly calls = new Map<number, { resolve(v: unknown): void; reject(e: ReplyError): void }>();
   private readonly sockets = new Set<Socket>();
+  /** Access tokens released, reused while the vault would reuse them (front-cache.ts). */
+  private readonly released: ReleasedTokens;
 
   constructor(private readonly o: AgentServerOptions) {
+    this.released = new ReleasedTokens(o.configDir);
     o.server.on("connection", (s: Socket) => this.onConnection(s));
     if (o.unlockAtStart) this.spawnVault().catch(() => {});
   }
@@ -186,6 +190,7 @@ export class AgentServer {
 
   private setLocked(by: string): void {
     if (!this.locked) this.o.log(`locked (${by})`);
+    this.released.clear();
     this.o.gate.locked?.();
     this.locked = true;
     this.lockedBy = by;
@@ -390,6 +395,7 @@ export class AgentServer {
       case "cloud":
         return this.callVaultOrRestart("cloud", {});
       case "write": {
+        this.released.clear();
         const r = await this.callVaultOrRestart("write", { write: msg.write });
         this.touch();
         return r;
@@ -446,7 +452,18 @@ export class AgentServer {
         : op === "account"
           ? { ...(str(msg.subscription) ? { subscription: str(msg.subscription) } : {}) }
           : { all: msg.all === true };
+    // A token the vault would answer from its cache anyway: answered here (front-cache.ts).
+    const key = op === "token" ? this.released.keyOf(q) : undefined;
+    const files = key !== undefined ? this.released.filesNow() : "";
+    if (key !== undefined) {
+      const hit = this.released.get(key, files);
+      if (hit) {
+        this.touch();
+        return hit;
+      }
+    }
     const r = await this.callVaultOrRestart(op, body);
+    if (key !== undefined && !this.locked) this.released.put(key, files, r);
     this.touch();
     return r;
   }

@@ -18,7 +18,7 @@
  *   callers must treat such a process as unknown, never as trusted.
  */
 
-import { readFileSync, readlinkSync } from "node:fs";
+import { closeSync, openSync, readSync, readlinkSync } from "node:fs";
 
 /** The three kinds of access to `/proc` this module needs; each returns undefined on failure. */
 export interface ProcReader {
@@ -26,14 +26,38 @@ export interface ProcReader {
   readLink(path: string): string | undefined;
 }
 
-export const nodeProcReader: ProcReader = {
-  readFile(path) {
-    try {
-      return readFileSync(path, "latin1");
-    } catch {
-      return undefined;
+/** One buffer for every /proc read: the agent reads a caller's files one after another. */
+let procBuffer: Buffer | undefined;
+
+/**
+ * Reads a /proc file with open, read(s) and close: half the system calls of `readFileSync`
+ * (which also asks `fstat` for a size /proc does not have), and no allocation per read. The
+ * agent reads ~20 of these for each new caller, on the path of every token it releases.
+ */
+function readProcFile(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch {
+    return undefined;
+  }
+  try {
+    const buf = (procBuffer ??= Buffer.allocUnsafe(16_384));
+    let text = "";
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) return text;
+      text += buf.toString("latin1", 0, n);
     }
-  },
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export const nodeProcReader: ProcReader = {
+  readFile: readProcFile,
   readLink(path) {
     try {
       return readlinkSync(path);
@@ -276,11 +300,49 @@ export interface ProcessChain {
 }
 
 /**
- * Reads the parent chain of `pid` up to init. Ancestors are read briefly (no cwd/cgroup).
- * A parent that started after its child is not its parent (the real one exited and the pid was
- * reused): the walk stops there and the chain is incomplete.
+ * Ancestors read recently, so that every new process of one shell does not have the shell, its
+ * terminal emulator and their parents read again in full. A remembered ancestor is used only
+ * after its stat is read afresh (same start time: not a reused pid; its parent, session and
+ * terminal from now) and its executable link still says the same (an `exec` is a miss).
  */
-export function readAncestry(pid: number, reader: ProcReader = nodeProcReader): ProcessChain {
+export interface AncestorMemo {
+  get(pid: number): ProcessInfo | undefined;
+  set(info: ProcessInfo): void;
+}
+
+/** A parent of a caller: from `memo` when it is provably the same process, else read briefly. */
+function readParent(pid: number, reader: ProcReader, memo: AncestorMemo | undefined): ProcessInfo {
+  const seen = memo?.get(pid);
+  if (seen?.known && seen.startTime !== undefined) {
+    const now = readStat(pid, reader);
+    if (now && now.startTime === seen.startTime && reader.readLink(`/proc/${pid}/exe`) === seen.exe) {
+      return {
+        ...seen,
+        comm: now.comm,
+        ppid: now.ppid,
+        pgid: now.pgid,
+        sid: now.sid,
+        ttyNr: now.ttyNr,
+        tty: ttyName(now.ttyNr),
+      };
+    }
+  }
+  const info = readProcess(pid, reader, { brief: true });
+  if (info.known) memo?.set(info);
+  return info;
+}
+
+/**
+ * Reads the parent chain of `pid` up to init. Ancestors are read briefly (no cwd/cgroup), or
+ * taken from `memo` (see {@link AncestorMemo}). A parent that started after its child is not
+ * its parent (the real one exited and the pid was reused): the walk stops there and the chain
+ * is incomplete.
+ */
+export function readAncestry(
+  pid: number,
+  reader: ProcReader = nodeProcReader,
+  memo?: AncestorMemo,
+): ProcessChain {
   const first = readProcess(pid, reader);
   const chain: ProcessInfo[] = [first];
   let complete = first.known;
@@ -292,7 +354,7 @@ export function readAncestry(pid: number, reader: ProcReader = nodeProcReader): 
       break;
     }
     if (ppid === 0) break; // init or a kernel thread: the top
-    const parent = readProcess(ppid, reader, { brief: true });
+    const parent = readParent(ppid, reader, memo);
     if (parent.startTime === undefined || (cur.startTime !== undefined && parent.startTime > cur.startTime)) {
       complete = false;
       break;

@@ -8,7 +8,7 @@ import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runProcess } from "../helpers/process.js";
-import { ALICE, SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
+import { ALICE, DEV_SUB, PROD_SUB, SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
 import { agentStatus, alive, killAgent, startAgent, waitFor, type Status } from "./helpers.js";
 
 function setMode(s: SignedIn, mode: "agent-only" | "direct"): void {
@@ -43,6 +43,23 @@ describe("agent: start, clients through it, lock, unlock, stop", { timeout: 180_
     const again = await startAgent(s);
     assert.equal(again.started, false, "a second start does nothing");
     assert.equal(again.pid, st.pid);
+  });
+
+  it("the front's memory of released tokens follows the store: a change made without the agent is seen", async () => {
+    const sub = async () => {
+      const r = await s.cli(["account", "get-access-token", "--query", "subscription", "-o", "tsv"]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    assert.equal(await sub(), DEV_SUB);
+    assert.equal(await sub(), DEV_SUB, "answered again (from the front's memory)");
+    // Another process changes the default subscription itself (not through the agent).
+    const set = await s.cli(["account", "set", "-s", PROD_SUB], { env: { AZKEEP_AGENT: "off" } });
+    assert.equal(set.code, 0, set.stderr);
+    assert.equal(await sub(), PROD_SUB, "a remembered token of the old default must not be served");
+    const back = await s.cli(["account", "set", "-s", DEV_SUB]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal(await sub(), DEV_SUB);
   });
 
   it("agent-only mode: fast lane, frame, shim and rest answer through the agent only", async () => {

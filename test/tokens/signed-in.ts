@@ -17,7 +17,7 @@ import { ALICE, CONTOSO, SP } from "../helpers/seed.js";
 export const REPO = fileURLToPath(new URL("../../", import.meta.url));
 export const SHIM_DIR = join(REPO, "shim");
 
-export { ALICE, CONTOSO, DEV_SUB, DEV_SUB_NAME, FABRIKAM, SP } from "../helpers/seed.js";
+export { ALICE, CONTOSO, DEV_SUB, DEV_SUB_NAME, FABRIKAM, PROD_SUB, SP } from "../helpers/seed.js";
 
 export interface SignedIn {
   emu: Emulator;

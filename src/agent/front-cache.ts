@@ -1,0 +1,92 @@
+/**
+ * The front's memory of access tokens it released, so that a cached token costs the front one
+ * release decision and three `stat`s instead of a trip to the vault, which re-reads and checks
+ * the store's files for every request (docs/benchmarks.md: the vault hop was the largest part of
+ * a cached answer after the client's own start).
+ *
+ * An entry answers only what the vault would answer itself: the same request (no claims
+ * challenge, no `--force-refresh`), a token the vault took from its cache or the network (never
+ * an aging `fallback`), still fresh by the vault's own rule (more than `REUSE_MARGIN_S` left and
+ * not past `refreshOn`), and store files that have not changed since the vault answered
+ * (`tokens.sealed`, `profile.json`, `config.json`: inode, size, mtime, ctime). Any change — a
+ * login, `account set`, a refresh by another process, an outside edit — sends the next request
+ * to the vault, which re-reads and checks everything as before.
+ *
+ * The front sees these tokens on their way out anyway; it holds no refresh token, secret or key.
+ * `clear()` runs on every lock, stop and idle/max expiry and on every store write through the
+ * agent.
+ */
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import type { AgentToken } from "./protocol.js";
+
+/** The vault's reuse margin (`core/tokens/cache.ts` REUSE_MARGIN_S): kept the same by a test. */
+export const FRONT_REUSE_MARGIN_S = 300;
+
+const WATCHED = ["tokens.sealed", "profile.json", "config.json"];
+
+/** Most requests remembered (one per resource/subscription/tenant asked; far more than in use). */
+const MAX_ENTRIES = 256;
+
+export class ReleasedTokens {
+  private readonly entries = new Map<string, { token: AgentToken; files: string }>();
+
+  constructor(
+    private readonly configDir: string,
+    private readonly nowS: () => number = () => Date.now() / 1000,
+  ) {}
+
+  /** What the store's files look like now (compared before a cached answer is used). */
+  filesNow(): string {
+    let sig = "";
+    for (const name of WATCHED) {
+      const st = statSync(join(this.configDir, name), { throwIfNoEntry: false, bigint: true });
+      sig += st ? `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}|` : "-|";
+    }
+    return sig;
+  }
+
+  /** The key of a token request, or undefined when the vault must answer it every time. */
+  keyOf(request: Record<string, unknown>): string | undefined {
+    if (request.claims !== undefined || request.forceRefresh !== undefined) return undefined;
+    const pick = (k: string) => (typeof request[k] === "string" ? request[k] : undefined);
+    const scopes = Array.isArray(request.scopes) ? request.scopes : undefined;
+    return JSON.stringify([
+      scopes,
+      pick("resource"),
+      pick("resourceType"),
+      pick("subscription"),
+      pick("tenant"),
+    ]);
+  }
+
+  get(key: string, files: string): AgentToken | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    const now = this.nowS();
+    const fresh =
+      e.token.expiresOn - now > FRONT_REUSE_MARGIN_S &&
+      (e.token.refreshOn === undefined || e.token.refreshOn > now);
+    if (fresh && e.files === files) return { ...e.token, source: "cache" };
+    this.entries.delete(key);
+    return undefined;
+  }
+
+  /** Remembers the vault's answer to `key`, made while the files looked like `files`. */
+  put(key: string, files: string, answer: unknown): void {
+    const t = answer as Partial<AgentToken> | null;
+    if (
+      !t ||
+      typeof t.accessToken !== "string" ||
+      typeof t.expiresOn !== "number" ||
+      (t.source !== "cache" && t.source !== "network")
+    )
+      return;
+    if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
+    this.entries.set(key, { token: t as AgentToken, files });
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}

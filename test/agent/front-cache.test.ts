@@ -1,0 +1,82 @@
+/**
+ * The front's memory of released access tokens (`src/agent/front-cache.ts`): it may answer only
+ * what the vault would answer itself — the same request, a fresh token by the vault's own rule,
+ * store files unchanged — and never a claims challenge, a forced refresh or an aging fallback.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { FRONT_REUSE_MARGIN_S, ReleasedTokens } from "../../src/agent/front-cache.js";
+import type { AgentToken } from "../../src/agent/protocol.js";
+import { REUSE_MARGIN_S } from "../../src/core/tokens/cache.js";
+
+describe("the front's released-token memory", () => {
+  const dir = mkdtempSync(join(tmpdir(), "azkeep-front-cache-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  let now = 1_000_000;
+  const mem = new ReleasedTokens(dir, () => now);
+  const token = (over: Partial<AgentToken> = {}): AgentToken => ({
+    accessToken: "eyJ.x.y",
+    tokenType: "Bearer",
+    expiresOn: now + 3600,
+    tenant: "t",
+    subscription: "s",
+    source: "network",
+    ...over,
+  });
+  for (const f of ["tokens.sealed", "profile.json", "config.json"]) writeFileSync(join(dir, f), "1");
+
+  it("uses the vault's reuse margin", () => {
+    assert.equal(FRONT_REUSE_MARGIN_S, REUSE_MARGIN_S);
+  });
+
+  it("keys requests; a claims challenge or --force-refresh always goes to the vault", () => {
+    assert.equal(mem.keyOf({ resourceType: "arm" }), mem.keyOf({ resourceType: "arm" }));
+    assert.notEqual(
+      mem.keyOf({ resourceType: "arm" }),
+      mem.keyOf({ resourceType: "arm", subscription: "x" }),
+    );
+    assert.notEqual(mem.keyOf({ resource: "a" }), mem.keyOf({ scopes: ["a"] }));
+    assert.equal(mem.keyOf({ claims: "e30=" }), undefined);
+    assert.equal(mem.keyOf({ forceRefresh: true }), undefined);
+  });
+
+  it("answers while fresh and the files are unchanged, as from the cache", () => {
+    const key = mem.keyOf({})!;
+    mem.put(key, mem.filesNow(), token());
+    const hit = mem.get(key, mem.filesNow());
+    assert.equal(hit?.accessToken, "eyJ.x.y");
+    assert.equal(hit?.source, "cache");
+  });
+
+  it("misses once a store file changes (a login, account set, a refresh elsewhere, an outside edit)", () => {
+    const key = mem.keyOf({ resourceType: "ms-graph" })!;
+    mem.put(key, mem.filesNow(), token());
+    writeFileSync(join(dir, "profile.json"), "22");
+    assert.equal(mem.get(key, mem.filesNow()), undefined);
+  });
+
+  it("misses within the reuse margin and after refreshOn; keeps no fallback answer", () => {
+    const a = mem.keyOf({ resource: "a" })!;
+    mem.put(a, mem.filesNow(), token({ expiresOn: now + REUSE_MARGIN_S + 10 }));
+    now += 11;
+    assert.equal(mem.get(a, mem.filesNow()), undefined);
+    const b = mem.keyOf({ resource: "b" })!;
+    mem.put(b, mem.filesNow(), token({ refreshOn: now + 5 }));
+    assert.ok(mem.get(b, mem.filesNow()));
+    now += 6;
+    assert.equal(mem.get(b, mem.filesNow()), undefined);
+    const c = mem.keyOf({ resource: "c" })!;
+    mem.put(c, mem.filesNow(), token({ source: "fallback" }));
+    assert.equal(mem.get(c, mem.filesNow()), undefined);
+  });
+
+  it("forgets everything on clear (lock, stop, a write through the agent)", () => {
+    const key = mem.keyOf({ resource: "d" })!;
+    mem.put(key, mem.filesNow(), token());
+    mem.clear();
+    assert.equal(mem.get(key, mem.filesNow()), undefined);
+  });
+});
