@@ -25,7 +25,12 @@ rmSync(new URL("../dist", import.meta.url), { recursive: true, force: true });
 // build of their own: without commander or any command but theirs, one file each, so a cached
 // token costs one module load, not dozens (measured in docs/benchmarks.md). npm dependencies
 // stay external there (loaded from node_modules only on the rare paths that need them).
-const fastEntryPoints = { "shim/az": "src/shim/az.ts", "cli/fast": "src/shim/cli-fast.ts" };
+const fastEntryPoints = {
+  "shim/az": "src/shim/az.ts",
+  "cli/fast": "src/shim/cli-fast.ts",
+  // `-o yaml`'s emitter: a file of its own, loaded by the two above only when yaml is asked for.
+  "cli/pyyaml": "src/cli/output/pyyaml.ts",
+};
 
 const common = {
   outdir: "dist",
@@ -86,6 +91,21 @@ const externalsByRequire = {
   },
 };
 
+// The yaml emitter stays out of the hot-path bundles: their `import("./pyyaml.js")` requires
+// dist/cli/pyyaml.cjs (by absolute path: their `require` is the loader's, shim/code-cache.cjs).
+const lazyYamlEmitter = {
+  name: "lazy-yaml-emitter",
+  setup(b) {
+    b.onResolve({ filter: /\/pyyaml\.js$/ }, (args) =>
+      args.kind === "dynamic-import" ? { path: "pyyaml", namespace: "azkeep-pyyaml" } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: "azkeep-pyyaml" }, () => ({
+      contents: 'module.exports = require(require("node:path").join(__dirname, "..", "cli", "pyyaml.cjs"));',
+      loader: "js",
+    }));
+  },
+};
+
 for (const f of ["dist/cli/fast.v8cache", "dist/shim/az.v8cache"]) rmSync(f, { force: true });
 await build({
   ...common,
@@ -99,7 +119,7 @@ await build({
   define: { ...common.define, "import.meta.url": "__azkeepImportMetaUrl" },
   banner: { js: 'const __azkeepImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
   external: [...common.external, ...Object.keys(pkg.dependencies ?? {})],
-  plugins: [lazyFsPromises, externalsByRequire],
+  plugins: [lazyYamlEmitter, lazyFsPromises, externalsByRequire],
 });
 
 // Train the hot-path bundles' V8 code caches (a failure only costs speed).
