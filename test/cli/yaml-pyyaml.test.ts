@@ -9,29 +9,16 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { existsSync } from "node:fs";
-import { after, before, describe, it, type TestContext } from "node:test";
+import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { formatYaml } from "../../src/cli/output/format.js";
 import { runCli, tempHome } from "../helpers/cli.js";
-import { requireTool } from "../helpers/require-tool.js";
+import { PYTHON, requirePyYaml } from "../helpers/require-tool.js";
 
-const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
-const INSTALL = "apt-get install -y python3-yaml";
 /** knack's call, verbatim. */
 const DUMP = "yaml.safe_dump(v, default_flow_style=False, allow_unicode=True)";
 const SEED = 20260612;
 const RUNS = 2000;
-
-/** Skips (fails under CI=true) without a python3 that can `import yaml`. */
-function requirePyYaml(t: TestContext): boolean {
-  if (!requireTool(t, PYTHON, INSTALL)) return false;
-  if (spawnSync(PYTHON, ["-c", "import yaml"], { stdio: "ignore" }).status === 0) return true;
-  const msg = `${PYTHON} cannot import yaml: install it with \`${INSTALL}\``;
-  if (process.env.CI === "true") throw new Error(`${msg} (CI must install it; see .ci/run)`);
-  t.skip(msg);
-  return false;
-}
 
 /** JSON in ASCII only (Python reads it whatever its locale; lone surrogates survive). */
 function asciiJson(v: unknown): string {
