@@ -30,6 +30,8 @@ const fastEntryPoints = {
   "shim/az": "src/shim/az.ts",
   "cli/fast": "src/shim/cli-fast.ts",
   "cli/agent-lane": "src/cli/agent-lane.ts",
+  // `-o yaml`'s emitter: a file of its own, loaded by the others only when yaml is asked for.
+  "cli/pyyaml": "src/cli/output/pyyaml.ts",
 };
 const codeCaches = ["dist/cli/fast.v8cache", "dist/shim/az.v8cache", "dist/cli/agent-lane.v8cache"];
 
@@ -105,6 +107,21 @@ const externalsByRequire = {
   },
 };
 
+// The yaml emitter stays out of the hot-path bundles: their `import("./pyyaml.js")` requires
+// dist/cli/pyyaml.cjs (by absolute path: their `require` is the loader's, shim/code-cache.cjs).
+const lazyYamlEmitter = {
+  name: "lazy-yaml-emitter",
+  setup(b) {
+    b.onResolve({ filter: /\/pyyaml\.js$/ }, (args) =>
+      args.kind === "dynamic-import" ? { path: "pyyaml", namespace: "azkeep-pyyaml" } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: "azkeep-pyyaml" }, () => ({
+      contents: 'module.exports = require(require("node:path").join(__dirname, "..", "cli", "pyyaml.cjs"));',
+      loader: "js",
+    }));
+  },
+};
+
 for (const f of codeCaches) rmSync(f, { force: true });
 await build({
   ...common,
@@ -118,7 +135,7 @@ await build({
   define: { ...common.define, "import.meta.url": "__azkeepImportMetaUrl" },
   banner: { js: 'const __azkeepImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
   external: [...common.external, ...Object.keys(pkg.dependencies ?? {})],
-  plugins: [lazyBuiltins, externalsByRequire],
+  plugins: [lazyYamlEmitter, lazyBuiltins, externalsByRequire],
 });
 
 // Train the hot-path bundles' V8 code caches (a failure only costs speed).

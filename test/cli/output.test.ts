@@ -9,7 +9,7 @@ import {
   formatTsv,
   formatYaml,
 } from "../../src/cli/output/format.js";
-import { requireTool } from "../helpers/require-tool.js";
+import { PYTHON, requirePyYaml } from "../helpers/require-tool.js";
 
 describe("output formats (az semantics)", () => {
   it("json sorts keys and indents by two, as knack does", () => {
@@ -65,7 +65,7 @@ describe("output formats (az semantics)", () => {
   });
 
   it("yaml is PyYAML's safe_dump (what az prints), checked against python3-yaml", async (t) => {
-    if (!requireTool(t, "python3", "apt-get install -y python3-yaml")) return;
+    if (!requirePyYaml(t)) return;
     const samples: unknown[] = [
       { expiresOn: "2026-12-02 06:09:55.000000", d: "2026-12-02", yes: "yes", on: "On", off: "OFF" },
       { n: "1796191795", hex: "0x1F", oct: "017", sexa: "1:20", inf: ".inf", nan: ".NaN", f: "1.0" },
@@ -82,7 +82,7 @@ describe("output formats (az semantics)", () => {
       {},
     ];
     const py = spawnSync(
-      "python3",
+      PYTHON,
       [
         "-c",
         "import json,sys,yaml; print(json.dumps([yaml.safe_dump(v, default_flow_style=False, allow_unicode=True) for v in json.load(sys.stdin)]))",

@@ -6,7 +6,6 @@
  * (`True`, `None`); a `null` result prints nothing in every format. Compared with the real
  * az 2.45 in `test/interop/az-conformance.test.ts`.
  */
-import type * as YamlTypes from "yaml";
 import { UsageError } from "../../core/errors.js";
 
 export const OUTPUT_FORMATS = ["json", "jsonc", "tsv", "table", "yaml", "yamlc", "none"] as const;
@@ -170,64 +169,15 @@ export function formatTable(value: unknown, transformer?: TableTransformer, quer
   return [line(columns), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n") + "\n";
 }
 
-/** `yaml`'s CommonJS module: bundled into ESM it has only `default`; required, it is itself. */
-type YamlModule = typeof YamlTypes;
-
-async function loadYaml(): Promise<YamlModule> {
-  const m: Record<string, unknown> = await import("yaml");
-  return (typeof m.stringify === "function" ? m : m.default) as YamlModule;
-}
-
 /**
- * The `yaml` package's YAML 1.1 types, narrowed to PyYAML's resolvers: `y`/`n` are not booleans
- * there, and a float needs a dot (and a signed exponent), so `1e5` stays a plain string.
- */
-function pyYamlResolvers(tags: YamlTypes.Tags): YamlTypes.Tags {
-  const mapped = tags.map((t) => {
-    if (typeof t !== "object" || !("test" in t) || !t.test) return t;
-    const src = t.test.source;
-    if (t.tag === "tag:yaml.org,2002:bool")
-      return { ...t, test: new RegExp(src.replace(/^\^\(\?:[YN]\|[yn]\|/, "^(?:")) };
-    // PyYAML's float: a digit before the dot when signed (`-.5` is a string there), or an
-    // unsigned `.5`; an exponent needs the dot and a sign.
-    if (t.tag === "tag:yaml.org,2002:float" && "format" in t && t.format === "EXP")
-      return { ...t, test: /^(?:[-+]?[0-9][0-9_]*\.[0-9_]*[eE][-+][0-9]+|\.[0-9_]+[eE][-+][0-9]+)$/ };
-    if (t.tag === "tag:yaml.org,2002:float" && !("format" in t && t.format) && !/inf/.test(src))
-      return { ...t, test: /^(?:[-+]?[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)$/ };
-    return t;
-  });
-  // PyYAML resolves `<<` (merge) and `=` (value) as scalars too, so it quotes them as strings.
-  const quoted = (tag: string, test: RegExp): YamlTypes.ScalarTag => ({
-    tag,
-    default: true,
-    test,
-    resolve: (s: string) => s,
-  });
-  return [
-    ...mapped.filter((t) => typeof t !== "object" || t.tag !== "tag:yaml.org,2002:merge"),
-    quoted("tag:yaml.org,2002:value", /^=$/),
-    quoted("tag:yaml.org,2002:merge", /^<<$/),
-  ];
-}
-
-/**
- * `-o yaml` as az prints it (PyYAML's `safe_dump`): keys sorted, block style, sequences not
- * indented under their key, and strings that YAML 1.1 would read as another type (`yes`, `on`,
- * dates, numbers, `null`, `~`) in single quotes, so a YAML 1.1 reader gets strings back. A
- * plain scalar on its own ends with PyYAML's document end marker `...`.
+ * `-o yaml` as az prints it: PyYAML's `safe_dump` (keys sorted, block style, sequences not
+ * indented under their key, strings that YAML 1.1 would read as another type quoted, long
+ * scalars folded at 80 columns, a plain scalar on its own ended by `...`). The emitter
+ * (`pyyaml.ts`) is loaded only when yaml is asked for.
  */
 export async function formatYaml(value: unknown): Promise<string> {
-  const { stringify } = await loadYaml();
-  const text = stringify(sortKeysDeep(value), {
-    version: "1.1",
-    indentSeq: false,
-    singleQuote: true,
-    blockQuote: false,
-    lineWidth: 80,
-    customTags: pyYamlResolvers,
-  });
-  const scalar = value === null || typeof value !== "object";
-  return scalar && !/^['"|>]/.test(text) ? `${text}...\n` : text;
+  const { safeDump } = await import("./pyyaml.js");
+  return safeDump(value);
 }
 
 /**
