@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import {
   POLICY_FILE,
+  applyChange,
   defaultPolicy,
+  describeRule,
   deriveReleaseKeys,
   globToRegExp,
   loadPolicy,
@@ -145,5 +147,72 @@ describe("policy: the file is MACed", () => {
     assert.equal(loadPolicy(dir, keys.policy).state, "tampered");
     // The MAC key is neither the log key nor the root.
     assert.notDeepEqual(keys.log, keys.policy);
+  });
+});
+
+describe("policy: changes", () => {
+  it("applyChange: add (last, --before), remove, reset; a name used twice or missing is refused", () => {
+    const p = applyChange(examples, {
+      kind: "add",
+      rule: { name: "first", caller: { tty: "/dev/pts/9" }, action: "confirm", remember: "1h" },
+      before: "terraform-infra",
+    });
+    assert.deepEqual(
+      p.rules.map((r) => r.name),
+      ["first", "terraform-infra", "graph-for-azkeep-rest", "no-graph", "cron-backup"],
+    );
+    assert.equal(examples.rules.length, 4, "the policy given is not changed");
+    assert.deepEqual(
+      applyChange(p, { kind: "remove", name: "no-graph" }).rules.map((r) => r.name),
+      ["first", "terraform-infra", "graph-for-azkeep-rest", "cron-backup"],
+    );
+    assert.deepEqual(applyChange(p, { kind: "reset" }), defaultPolicy());
+    assert.throws(
+      () => applyChange(p, { kind: "add", rule: { name: "first", action: "deny" } }),
+      /has a rule named 'first' already/,
+    );
+    assert.throws(() => applyChange(p, { kind: "remove", name: "nope" }), /no rule named 'nope'/);
+    assert.throws(
+      () => applyChange(p, { kind: "add", rule: { name: "x", action: "deny" }, before: "nope" }),
+      /--before: .*no rule named 'nope'/,
+    );
+    assert.throws(
+      () =>
+        applyChange(p, {
+          kind: "add",
+          rule: { name: "x", request: { kind: "everything" as "token" }, action: "deny" },
+        }),
+      /request.kind must be token, profile, write/,
+    );
+  });
+
+  it("describeRule says what a rule allows", () => {
+    assert.equal(
+      describeRule(examples.rules[0]!),
+      "allow tokens for https://management.azure.com to: executable /usr/bin/terraform, running in /home/me/infra/**, without asking",
+    );
+    assert.equal(
+      describeRule({ name: "s", caller: { tty: "/dev/pts/3" }, action: "confirm", remember: "1h" }),
+      "ask you before releasing everything (tokens, account data, store writes) to: on terminal /dev/pts/3; an approval lasts 1h",
+    );
+    assert.equal(
+      describeRule({ name: "w", request: { kind: "write" }, action: "deny" }),
+      "deny store writes (sign-in, sign-out, default subscription) to every program",
+    );
+  });
+
+  it("a write has no audience: a rule about an audience never decides one", () => {
+    const tokenRule: Policy = {
+      ...examples,
+      rules: [{ name: "arm", request: { audience: "https://management.azure.com" }, action: "allow" }],
+    };
+    const write: RequestFacts = { kind: "write", audiences: [], tenant: undefined, subscription: undefined };
+    assert.equal(matchRule(tokenRule, caller(), write), undefined);
+    const writes: Policy = {
+      ...examples,
+      rules: [{ name: "w", request: { kind: "write" }, action: "deny" }],
+    };
+    assert.equal(matchRule(writes, caller(), write)?.name, "w");
+    assert.equal(matchRule(writes, caller(), arm), undefined);
   });
 });
