@@ -12,8 +12,8 @@
  * 5. defaults: an unknown caller is denied; an approved terminal session is allowed (10 min
  *    idle, 12 h at most); a caller on a terminal is confirmed; a caller without one is denied.
  *
- * Threats: a same-uid program asking for tokens (it gets a prompt it cannot answer, on the
- * terminal the agent was started from, or a refusal); pid reuse (approvals are keyed by start
+ * Threats: a same-uid program asking for tokens, or signing the person out or in (it gets a
+ * prompt it cannot answer, on the terminal the agent was started from, or a refusal); pid reuse (approvals are keyed by start
  * time); a self-described name (the prompt shows the kernel's exe path; argv is shown as given).
  */
 import { readProcess, type ProcReader } from "../core/procfs.js";
@@ -108,6 +108,43 @@ function logRequest(req: GateRequest): LogRequest {
     resourceType: req.resourceType,
     tenant: req.tenant,
     subscription: req.subscription,
+    ...(req.write ? { write: req.write } : {}),
+    ...(req.user ? { user: req.user } : {}),
+  };
+}
+
+/** What a request asks for, in words: "a token for https://…", "to sign out every account". */
+function wanted(
+  req: GateRequest,
+  facts: RequestFacts,
+  who: string,
+): { what: string; asks: string; refused: string } {
+  if (req.kind === "write") {
+    const what =
+      req.write === "signout"
+        ? `to sign out ${req.user ?? "every account"}`
+        : req.write === "signin"
+          ? `to add a sign-in${req.user ? ` of ${req.user}` : ""}${req.tenant ? ` (tenant ${req.tenant})` : ""}`
+          : req.write === "set-default"
+            ? `to make subscription ${req.subscription ?? "?"} the default`
+            : `to change the token store (${req.write ?? "?"})`;
+    return {
+      what,
+      asks: `A program asks the azkeep agent\n${what}:`,
+      refused: `did not let ${who} ${what.slice(3)}`,
+    };
+  }
+  const what = [
+    req.kind === "token" ? `a token for ${facts.audiences.join(", ")}` : "your account and subscription data",
+    req.tenant ? `tenant ${req.tenant}` : undefined,
+    req.subscription ? `subscription ${req.subscription}` : undefined,
+  ]
+    .filter(Boolean)
+    .join(", ");
+  return {
+    what,
+    asks: `A program asks the azkeep agent for\n${what}:`,
+    refused: `did not release ${what} to ${who}`,
   };
 }
 
@@ -265,7 +302,10 @@ export class PolicyGate {
       return {
         allow: false,
         rule: rule.name,
-        reason: `The agent's release policy denies ${facts.audiences.join(", ") || req.kind} to ${who} (rule '${rule.name}').`,
+        reason:
+          req.kind === "write"
+            ? `The agent's release policy does not let ${who} ${wanted(req, facts, who).what.slice(3)} (rule '${rule.name}').`
+            : `The agent's release policy denies ${facts.audiences.join(", ") || req.kind} to ${who} (rule '${rule.name}').`,
       };
 
     if (!caller.facts.known)
@@ -287,7 +327,7 @@ export class PolicyGate {
       return {
         allow: false,
         rule: "no-terminal",
-        reason: `${who} has no terminal (a background job, service or cron), and the agent releases nothing to such callers by default. Run it from a terminal (the agent asks you once), or, where every program of your uid may have tokens (CI, a headless machine), restart the agent with \`azkeep agent start --policy open\`.`,
+        reason: `${who} has no terminal (a background job, service or cron), and the agent ${req.kind === "write" ? "changes the token store for" : "releases nothing to"} such callers by default. Run it from a terminal (the agent asks you once), or, where every program of your uid may have tokens (CI, a headless machine), restart the agent with \`azkeep agent start --policy open\`.`,
       };
 
     // Confirm: one prompt at a time; a session approved while this one waited needs none.
@@ -408,18 +448,9 @@ export class PolicyGate {
     const scope = caller.sessionKey
       ? `this terminal session (${caller.info.tty}, session ${caller.info.sid})`
       : `this process only (pid ${caller.pid})`;
-    const what = [
-      req.kind === "token"
-        ? `a token for ${facts.audiences.join(", ")}`
-        : "your account and subscription data",
-      req.tenant ? `tenant ${req.tenant}` : undefined,
-      req.subscription ? `subscription ${req.subscription}` : undefined,
-    ]
-      .filter(Boolean)
-      .join(", ");
+    const w = wanted(req, facts, who);
     const description = [
-      "A program asks the azkeep agent for",
-      `${what}:`,
+      w.asks,
       "",
       ...describeCaller(caller),
       "",
@@ -461,7 +492,7 @@ export class PolicyGate {
     return {
       allow: false,
       rule: `${ruleName} (${outcome.answer === "cancel" ? "denied" : outcome.answer})`,
-      reason: `The agent did not release ${what} to ${who}: ${why}. Run the command again to be asked again.`,
+      reason: `The agent ${w.refused}: ${why}. Run the command again to be asked again.`,
     };
   }
 

@@ -49,6 +49,10 @@ export interface LogRequest {
   resourceType?: string | undefined;
   tenant?: string | undefined;
   subscription?: string | undefined;
+  /** A store write: `signin`, `signout`, `set-default`. */
+  write?: string | undefined;
+  /** The user a write signs in or out. */
+  user?: string | undefined;
 }
 
 export type LogDecision = "allow" | "deny";
@@ -363,6 +367,7 @@ export function filterRecords(records: LogRecord[], f: LogFilter): LogRecord[] {
 /** One row per record for `-o table`. */
 export function recordRow(r: LogRecord): Record<string, unknown> {
   const what =
+    r.request.write ??
     r.request.resource ??
     r.request.scopes?.join(" ") ??
     r.request.resourceType ??

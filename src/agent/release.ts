@@ -1,7 +1,7 @@
 /**
  * The release gate: the one hook the agent calls before it releases anything (an access token
- * or profile data) to a client. The agent's front process calls `decide` for every `token`,
- * `account` and `accounts` request, with the peer's credentials read from the socket
+ * or profile data) to a client or writes the store for one. The agent's front process calls
+ * `decide` for every `token`, `account`, `accounts` and `write` request, with the peer's credentials read from the socket
  * (SO_PEERCRED); a denial becomes a protocol error the client prints as one `ERROR:` line
  * (exit 1), with the gate's `reason` as the message.
  *
@@ -14,8 +14,11 @@
 export interface ReleaseRequest {
   /** Who is connected, from the kernel (SO_PEERCRED); `pid` is 0 when it could not be read. */
   peer: { pid: number; uid: number; gid: number };
-  /** `token`: an access token; `profile`: account/subscription data. */
-  kind: "token" | "profile";
+  /**
+   * `token`: an access token; `profile`: account/subscription data; `write`: a store write
+   * (sign-in, sign-out, default subscription).
+   */
+  kind: "token" | "profile" | "write";
   /** The v1 resource asked for, when given. */
   resource?: string;
   /** The v2 scopes asked for, when given. */
@@ -26,8 +29,12 @@ export interface ReleaseRequest {
   run?: { id: string; childPid: number; allowScopes?: string[] };
   /** `resourceType` (`arm`, `ms-graph`, …) when the client named one instead of a resource. */
   resourceType?: string;
-  /** The protocol op: `token`, `account` or `accounts`. */
+  /** The protocol op: `token`, `account`, `accounts` or `write`. */
   op?: string;
+  /** For `write`: which (`signin`, `signout`, `set-default`). */
+  write?: string;
+  /** For `write`: the user signed in or out (a name, never a secret). */
+  user?: string;
 }
 
 /** What the vault sends at unlock: the MAC keys, and the policy MAC it last recorded. */

@@ -390,6 +390,9 @@ export class AgentServer {
       case "cloud":
         return this.callVaultOrRestart("cloud", {});
       case "write": {
+        // Signing the person out or in, or changing the default subscription, is decided like a
+        // release: a same-uid program in the background must not do it behind their back.
+        await this.admit(this.writeRequest(msg, peer));
         const r = await this.callVaultOrRestart("write", { write: msg.write });
         this.touch();
         return r;
@@ -399,6 +402,55 @@ export class AgentServer {
           hint: "Update azkeep, or restart the agent: `azkeep agent stop && azkeep agent start`.",
         });
     }
+  }
+
+  /** The store is unlocked (or being unlocked) and the gate allows `req`; else logged and thrown. */
+  private async admit(req: ReleaseRequest): Promise<void> {
+    await this.unlockedFor(req);
+    const decision = await this.o.gate.decide(req);
+    if (!decision.allow) {
+      this.o.log(`denied ${req.op} to pid ${req.peer.pid}${decision.rule ? ` (rule ${decision.rule})` : ""}`);
+      throw new AzkeepError("denied", decision.reason ?? "The agent's release policy refused this request.", {
+        hint: "`azkeep agent log` shows the agent's decisions; docs/policy.md how a rule allows a caller.",
+      });
+    }
+  }
+
+  /** Waits for a vault being opened; a locked agent refuses `req` (logged) with the unlock hint. */
+  private async unlockedFor(req: ReleaseRequest): Promise<void> {
+    if (!this.locked) return;
+    if (this.vaultReady) await this.vaultReady.catch(() => {});
+    if (this.locked) {
+      const err = lockedError(this.lockedBy);
+      this.o.gate.refused?.(req, "locked", err.message);
+      throw err;
+    }
+  }
+
+  /** What the gate is told of a `write` frame: which write, and whose (names, never the record's secrets). */
+  private writeRequest(msg: Record<string, unknown>, peer: PeerCredentials | undefined): ReleaseRequest {
+    const w = msg.write as Record<string, unknown> | undefined;
+    if (!w || typeof w !== "object" || typeof w.kind !== "string")
+      throw new AzkeepError("bad_input", "The write request has no `write.kind`.");
+    const str = (v: unknown) => (typeof v === "string" && v ? v : undefined);
+    const record = (w.record ?? {}) as { user?: { name?: unknown }; entries?: { tenantId?: unknown }[] };
+    const user =
+      w.kind === "signin"
+        ? str(record.user?.name)
+        : w.kind === "signout"
+          ? str((w.usernames as unknown[] | undefined)?.[0])
+          : str(w.username);
+    const tenant =
+      w.kind === "signin" && Array.isArray(record.entries) ? str(record.entries[0]?.tenantId) : undefined;
+    return {
+      peer: peer ?? { pid: 0, uid, gid: -1 },
+      kind: "write",
+      op: "write",
+      write: w.kind,
+      ...(user ? { user } : {}),
+      ...(tenant ? { tenant } : {}),
+      ...(w.kind === "set-default" && str(w.subscription) ? { subscription: str(w.subscription)! } : {}),
+    };
   }
 
   private async release(
@@ -425,21 +477,7 @@ export class AgentServer {
       ...(str(q.resourceType) ? { resourceType: str(q.resourceType)! } : {}),
       ...(run && typeof run === "object" ? { run } : {}),
     };
-    if (this.locked) {
-      if (this.vaultReady) await this.vaultReady.catch(() => {});
-      if (this.locked) {
-        const err = lockedError(this.lockedBy);
-        this.o.gate.refused?.(req, "locked", err.message);
-        throw err;
-      }
-    }
-    const decision = await this.o.gate.decide(req);
-    if (!decision.allow) {
-      this.o.log(`denied ${op} to pid ${req.peer.pid}${decision.rule ? ` (rule ${decision.rule})` : ""}`);
-      throw new AzkeepError("denied", decision.reason ?? "The agent's release policy refused this request.", {
-        hint: "`azkeep agent log` shows the agent's decisions; docs/policy.md how a rule allows a caller.",
-      });
-    }
+    await this.admit(req);
     const body: Record<string, unknown> =
       op === "token"
         ? { request: q }

@@ -13,7 +13,7 @@ import { BIN } from "../helpers/cli.js";
 import { runProcess } from "../helpers/process.js";
 import { hasCommand } from "../helpers/require-tool.js";
 import { startTmux, type Tmux } from "../helpers/tmux.js";
-import { SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
+import { DEV_SUB, SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
 import { agentStatus, killAgent, waitFor, type Status } from "./helpers.js";
 
 const tools = ["tmux", "pinentry-tty"].filter((t) => !hasCommand(t));
@@ -26,7 +26,7 @@ interface Rec {
   decision: string;
   rule: string;
   caller: { pid: number; exe?: string; argv?: string[]; tty?: string };
-  request: { resource?: string };
+  request: { resource?: string; kind?: string; op?: string; write?: string };
 }
 
 describe("release policy: who asks, the person confirms, the log", { timeout: 240_000, skip }, () => {
@@ -310,6 +310,51 @@ describe("release policy: who asks, the person confirms, the log", { timeout: 24
       /Return to the defaults/,
       "asked again after the defaults were confirmed",
     );
+  });
+
+  /** `account get-access-token` from a process with no terminal (its own session), as a cron job. */
+  const background = (args = ["account", "get-access-token"]) =>
+    runProcess(process.execPath, [BIN, ...args], { env: s.env, timeoutMs: 30_000 });
+
+  it("store writes go through the policy: logout over the socket from a program with no terminal → denied, a deny record; from a terminal → confirmed", async () => {
+    tmux.clear(promptPane.target);
+    const raw = await runProcess(
+      process.execPath,
+      [
+        "-e",
+        `const s=require("net").connect(process.argv[1]);let b="";s.on("data",d=>b+=d);s.on("close",()=>process.stdout.write(b));` +
+          `s.write(JSON.stringify({id:1,op:"hello",version:${PROTOCOL_VERSION}})+"\\n"+JSON.stringify({id:2,op:"write",write:{kind:"signout"}})+"\\n");setTimeout(()=>s.end(),3000);`,
+        st!.socket,
+      ],
+      { env: s.env, timeoutMs: 30_000 },
+    );
+    assert.match(raw.stdout, /"id":2,"ok":false,"error":\{"code":"denied"/);
+    let last = (await log()).pop();
+    assert.equal(last?.decision, "deny");
+    assert.equal(last?.rule, "no-terminal");
+    assert.equal(last?.request.write, "signout");
+    assert.ok(last?.caller.argv?.includes("-e"), "the raw socket client is logged");
+    const cli = await background(["logout"]);
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, /^ERROR: .* has no terminal .*changes the token store for such callers/m);
+    assert.ok((await s.secrets()).refreshTokens.length > 0, "still signed in");
+    assert.doesNotMatch(promptScreen(), /\[ad\]\?/, "a background caller caused a prompt");
+
+    // From a terminal session not approved yet: the person is asked, as for a token.
+    const p = shellPane();
+    const done = startInPane(p, `${azkeep} account set --subscription ${DEV_SUB}`);
+    const screen = await tmux.waitFor(promptPane.target, /\[ad\]\?/, 20_000);
+    assert.match(
+      screen,
+      new RegExp(`A program asks the azkeep agent\\s+to make subscription ${DEV_SUB} the default:`),
+    );
+    tmux.type(promptPane.target, "a");
+    const r = await done();
+    assert.equal(r.code, 0, r.stderr);
+    last = (await log()).pop();
+    assert.equal(last?.decision, "allow");
+    assert.equal(last?.rule, "confirm-terminal (confirmed)");
+    assert.equal(last?.request.write, "set-default");
   });
 
   it("refusals while locked are chained into the log at the next unlock, with their time and caller", async () => {
