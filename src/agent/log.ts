@@ -53,6 +53,10 @@ export interface LogRequest {
   write?: string | undefined;
   /** The user a write signs in or out. */
   user?: string | undefined;
+  /** A release-policy change, in words (`add rule 'x' (last): allow …`). */
+  change?: string | undefined;
+  /** The rule a policy change adds, as it is written into policy.json. */
+  rule?: unknown;
 }
 
 export type LogDecision = "allow" | "deny";
@@ -367,6 +371,7 @@ export function filterRecords(records: LogRecord[], f: LogFilter): LogRecord[] {
 /** One row per record for `-o table`. */
 export function recordRow(r: LogRecord): Record<string, unknown> {
   const what =
+    r.request.change?.split("\n")[0] ??
     r.request.write ??
     r.request.resource ??
     r.request.scopes?.join(" ") ??

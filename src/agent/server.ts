@@ -20,11 +20,13 @@ import {
   FRAME_TIMEOUT_MS,
   IDLE_CONNECTION_MS,
   LineReader,
+  PROTOCOL_REVISION,
   PROTOCOL_VERSION,
   UNLOCK_HINT,
   encodeFrame,
   type AgentErrorBody,
   type AgentStatus,
+  type PolicyChange,
 } from "./protocol.js";
 import type { PeerCredentials } from "./peer.js";
 import type { ReleaseGate, ReleaseKeysMessage, ReleaseRequest } from "./release.js";
@@ -32,7 +34,7 @@ import type { ReleaseGate, ReleaseKeysMessage, ReleaseRequest } from "./release.
 /** What the front tells the vault, and what it answers (over the IPC channel). */
 export interface VaultCall {
   id: number;
-  op: "token" | "account" | "accounts" | "identities" | "write" | "policy-mark" | "cloud";
+  op: "token" | "account" | "accounts" | "identities" | "write" | "policy-mark" | "policy-write" | "cloud";
   body: Record<string, unknown>;
 }
 
@@ -137,9 +139,11 @@ export class AgentServer {
         if ("event" in m) {
           if (m.event === "ready") {
             this.identities = m.identities;
-            this.o.gate.unlocked?.(m.release, (mac) =>
-              this.callVault("policy-mark", { mac }).then(() => undefined),
-            );
+            this.o.gate.unlocked?.(m.release, {
+              mark: (mac) => this.callVault("policy-mark", { mac }).then(() => undefined),
+              write: (policy) =>
+                this.callVault("policy-write", { policy }).then((r) => (r as { mac: string }).mac),
+            });
             this.setUnlocked();
             resolve();
           } else {
@@ -362,7 +366,12 @@ export class AgentServer {
             { hint: "Unset AZKEEP_AGENT_SOCK, or point it at the agent of this config folder." },
           );
         }
-        return { version: PROTOCOL_VERSION, pid: process.pid, azkeep: this.o.azkeep };
+        return {
+          version: PROTOCOL_VERSION,
+          revision: PROTOCOL_REVISION,
+          pid: process.pid,
+          azkeep: this.o.azkeep,
+        };
       }
       case "status":
         // A vault being opened (start, unlock) is waited for: the answer is then true.
@@ -397,6 +406,8 @@ export class AgentServer {
         this.touch();
         return r;
       }
+      case "policy":
+        return this.policy(msg, peer);
       default:
         throw new AzkeepError("bad_input", `The agent does not know the request '${String(op)}'.`, {
           hint: "Update azkeep, or restart the agent: `azkeep agent stop && azkeep agent start`.",
@@ -451,6 +462,29 @@ export class AgentServer {
       ...(tenant ? { tenant } : {}),
       ...(w.kind === "set-default" && str(w.subscription) ? { subscription: str(w.subscription)! } : {}),
     };
+  }
+
+  /** `policy`: show it, or change it once the person allowed it on the agent's pinentry (the gate asks). */
+  private async policy(msg: Record<string, unknown>, peer: PeerCredentials | undefined): Promise<unknown> {
+    const change = msg.change as PolicyChange | undefined;
+    if (!change || typeof change !== "object" || !["show", "add", "remove", "reset"].includes(change.kind))
+      throw new AzkeepError("bad_input", "The policy request has no valid `change`.", {
+        hint: "Update azkeep, or restart the agent: `azkeep agent stop && azkeep agent start`.",
+      });
+    if (!this.o.gate.policy)
+      throw new AzkeepError("bad_input", "This agent has no release policy to change.");
+    const req: ReleaseRequest = {
+      peer: peer ?? { pid: 0, uid, gid: -1 },
+      kind: "policy",
+      op: `policy ${change.kind}`,
+    };
+    if (change.kind === "show") {
+      if (this.locked) throw lockedError(this.lockedBy);
+    } else await this.unlockedFor(req);
+    // A prompt may take a minute: the connection is not idle meanwhile.
+    const r = await this.o.gate.policy(req, change);
+    this.touch();
+    return r;
   }
 
   private async release(

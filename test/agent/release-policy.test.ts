@@ -301,7 +301,11 @@ describe("release policy: who asks, the person confirms, the log", { timeout: 24
     assert.equal(r2.code, 1);
     assert.match(r2.stderr, /has no terminal/);
     assert.equal((await log()).pop()?.rule, "no-terminal");
-    assert.equal((await s.secrets()).release?.policy, undefined, "confirming clears the sealed mark");
+    assert.equal(
+      (await s.secrets()).release?.policy,
+      "none",
+      "confirming seals 'no policy file' (an older file put back later is refused)",
+    );
     tmux.clear(promptPane.target);
     const after = await ask();
     assert.match(after.stderr, /has no terminal/);
