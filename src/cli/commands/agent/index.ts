@@ -1,4 +1,5 @@
 import type { RegisterGroup } from "../../command.js";
+import { registerPolicy } from "./policy/index.js";
 
 export const register: RegisterGroup = (program, lazy) => {
   const group = program
@@ -78,4 +79,5 @@ export const register: RegisterGroup = (program, lazy) => {
       "unlock the agent (with the passphrase provider: asks for the passphrase through pinentry, else on the terminal)",
     )
     .action(lazy(() => import("./unlock.js")));
+  registerPolicy(group, lazy);
 };
