@@ -55,7 +55,7 @@ export const MAX_FRAME_BYTES = 1024 * 1024;
 /** A connection that has not sent a whole frame after this long is closed (slow clients). */
 export const FRAME_TIMEOUT_MS = 10_000;
 
-/** A connection with no request for this long is closed (clients connect per use). */
+/** A connection with no request for this long is closed (clients connect per use); not while one is answered. */
 export const IDLE_CONNECTION_MS = 60_000;
 
 /** The environment variable that names the socket explicitly. */

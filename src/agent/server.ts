@@ -335,6 +335,9 @@ export class AgentServer {
             return;
           }
           let reply: string;
+          // Idle means between requests: one that waits for the person (a prompt of up to
+          // `promptTimeout`, pinentry killed 10 s after it) must not be cut off meanwhile.
+          socket.setTimeout(0);
           try {
             const result = await this.handle(msg, peer);
             reply = encodeFrame({ id, ok: true, result: result ?? null });
@@ -342,7 +345,10 @@ export class AgentServer {
             const error = e instanceof ReplyError ? e.body : errBody(e);
             reply = encodeFrame({ id, ok: false, error });
           }
-          if (!socket.destroyed) socket.write(reply);
+          if (!socket.destroyed) {
+            socket.write(reply);
+            socket.setTimeout(IDLE_CONNECTION_MS);
+          }
           if (msg.op === "stop") setImmediate(() => this.stop());
         });
       }
