@@ -31,6 +31,8 @@ import {
   type AgentStatus,
   type AgentToken,
   type HelloResult,
+  type PolicyChange,
+  type PolicyView,
   type RunInfo,
   type TokenQuery,
 } from "./protocol.js";
@@ -50,6 +52,7 @@ const KNOWN_CODES = new Set<string>([
   "not_found",
   "network",
   "store_damaged",
+  "store_tampered",
   "store_unavailable",
   "bad_input",
   "config",
@@ -256,6 +259,23 @@ export class AgentConnection {
 
   async write(write: Extract<AgentRequest, { op: "write" }>["write"]): Promise<unknown> {
     return this.call({ op: "write", write });
+  }
+
+  /**
+   * The release policy (`show`), or a change of it, which the agent makes only after the person
+   * allows it on the agent's pinentry (a refusal is a `denied` error). Needs an agent of
+   * protocol revision 2.
+   */
+  async policy(change: PolicyChange): Promise<PolicyView> {
+    // Not pipelined: an older agent is not sent a request it does not know.
+    const hello = await this.hello;
+    if ((hello.revision ?? 1) < 2)
+      throw new AzkeepError(
+        "config",
+        `The running azkeep agent (${hello.azkeep}) is older than this azkeep and cannot change the release policy.`,
+        { hint: RESTART_HINT },
+      );
+    return (await this.send({ op: "policy", change })) as PolicyView;
   }
 
   close(): void {

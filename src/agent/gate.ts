@@ -6,13 +6,19 @@
  *
  * Order of a decision (docs/policy.md):
  * 1. `--policy open`: allow (logged).
- * 2. policy.json changed outside azkeep: deny everything, say how to set it again.
+ * 2. policy.json changed outside azkeep, or not the one azkeep wrote last (its MAC is not the
+ *    mark sealed in the store: an older copy put back): deny everything, say how to set it again.
  * 3. an `azkeep exec` run's scope allowlist: a request outside it is denied.
  * 4. the first matching rule: allow / deny / confirm.
  * 5. defaults: an unknown caller is denied; an approved terminal session is allowed (10 min
  *    idle, 12 h at most); a caller on a terminal is confirmed; a caller without one is denied.
  *
- * Threats: a same-uid program asking for tokens (it gets a prompt it cannot answer, on the
+ * Changes of the policy (`azkeep agent policy add|remove|reset`) are never decided by a rule or
+ * a session approval: the person allows each one on pinentry, which names the change and who
+ * asks; only then does the vault write the file and seal its MAC.
+ *
+ * Threats: a same-uid program asking for tokens, signing the person out or in, or rewriting the
+ * rules in its favour (it gets a prompt it cannot answer, on the
  * terminal the agent was started from, or a refusal); pid reuse (approvals are keyed by start
  * time); a self-described name (the prompt shows the kernel's exe path; argv is shown as given).
  */
@@ -28,17 +34,23 @@ import {
   type Dialog,
 } from "./pinentry.js";
 import {
+  NO_POLICY_MARK,
+  PolicyChangeError,
+  applyChange,
+  describeRule,
   loadPolicy,
   matchRule,
   parseDuration,
+  type Policy,
   type PolicyLoad,
   type ReleaseKeys,
   type RequestFacts,
   type Rule,
+  type RuleChange,
 } from "./policy.js";
 import { statSync } from "node:fs";
 import { AzkeepError } from "../core/errors.js";
-import { UNLOCK_HINT } from "./protocol.js";
+import { UNLOCK_HINT, type PolicyChange, type PolicyView } from "./protocol.js";
 import { join } from "node:path";
 import { DEFAULT_DEFAULTS, POLICY_FILE } from "./policy.js";
 
@@ -92,7 +104,7 @@ export function requestFacts(req: GateRequest): RequestFacts {
     audiences.push(RESOURCE_TYPE_AUDIENCE[req.resourceType]!);
   if (!audiences.length && req.kind === "token") audiences.push("https://management.azure.com");
   return {
-    kind: req.kind,
+    kind: req.kind === "policy" ? "write" : req.kind,
     audiences: [...new Set(audiences)],
     tenant: req.tenant,
     subscription: req.subscription,
@@ -108,7 +120,65 @@ function logRequest(req: GateRequest): LogRequest {
     resourceType: req.resourceType,
     tenant: req.tenant,
     subscription: req.subscription,
+    ...(req.write ? { write: req.write } : {}),
+    ...(req.user ? { user: req.user } : {}),
   };
+}
+
+/** What a request asks for, in words: "a token for https://…", "to sign out every account". */
+function wanted(
+  req: GateRequest,
+  facts: RequestFacts,
+  who: string,
+): { what: string; asks: string; refused: string } {
+  if (req.kind === "write") {
+    const what =
+      req.write === "signout"
+        ? `to sign out ${req.user ?? "every account"}`
+        : req.write === "signin"
+          ? `to add a sign-in${req.user ? ` of ${req.user}` : ""}${req.tenant ? ` (tenant ${req.tenant})` : ""}`
+          : req.write === "set-default"
+            ? `to make subscription ${req.subscription ?? "?"} the default`
+            : `to change the token store (${req.write ?? "?"})`;
+    return {
+      what,
+      asks: `A program asks the azkeep agent\n${what}:`,
+      refused: `did not let ${who} ${what.slice(3)}`,
+    };
+  }
+  const what = [
+    req.kind === "token" ? `a token for ${facts.audiences.join(", ")}` : "your account and subscription data",
+    req.tenant ? `tenant ${req.tenant}` : undefined,
+    req.subscription ? `subscription ${req.subscription}` : undefined,
+  ]
+    .filter(Boolean)
+    .join(", ");
+  return {
+    what,
+    asks: `A program asks the azkeep agent for\n${what}:`,
+    refused: `did not release ${what} to ${who}`,
+  };
+}
+
+/** A change in words, for the prompt and the log: the rule and what it does. */
+function changeText(change: RuleChange, base: Policy | undefined): string {
+  switch (change.kind) {
+    case "add":
+      return `add rule '${change.rule.name}'${change.before !== undefined ? ` before '${change.before}'` : " (last)"}:\n  ${describeRule(change.rule)}`;
+    case "remove": {
+      const old = base?.rules.find((r) => r.name === change.name);
+      return `remove rule '${change.name}'${old ? `, which says:\n  ${describeRule(old)}` : ""}`;
+    }
+    case "reset": {
+      const names = base?.rules.map((r) => `'${r.name}'`) ?? [];
+      const what = !base
+        ? ", replacing the policy in force"
+        : names.length
+          ? `: remove ${names.length === 1 ? "the rule" : `all ${names.length} rules`} ${names.join(", ")}`
+          : " (no rules)";
+      return `reset to the defaults${what};\n  terminal sessions are asked once, callers with no terminal get nothing`;
+    }
+  }
 }
 
 function fmtDuration(ms: number): string {
@@ -126,14 +196,24 @@ interface Approval {
 }
 
 /**
- * The MAC of the last policy file the gate verified, kept inside the seal (trust on first
- * sight), and the vault call that records it. Once set, a missing policy.json is not "the
- * defaults": the person confirms it first.
+ * The MAC of the one policy file the agent accepts, kept inside the seal, and the vault's calls
+ * that record it and write a changed policy. Unset only until the first policy file is verified
+ * (trust on first sight); `NO_POLICY_MARK` once the person confirmed there is none. A file whose
+ * MAC is not the mark — edited, or an older copy azkeep wrote — is refused; a missing file while
+ * a MAC is marked is a removal, which the person confirms before the defaults apply.
  */
 export interface SealedPolicyMark {
   mac?: string;
-  mark?: (mac: string | undefined) => Promise<void>;
+  mark?: (mac: string) => Promise<void>;
+  write?: (policy: Policy) => Promise<string>;
 }
+
+/** How a policy file as loaded stands against the sealed mark. */
+type Judged =
+  | { state: "ok"; load: Extract<PolicyLoad, { state: "ok" | "default" }>; firstSight?: boolean }
+  | { state: "tampered"; load: Extract<PolicyLoad, { state: "tampered" }> }
+  /** No file, but the seal names one: removed outside azkeep (the person may confirm the defaults). */
+  | { state: "removed"; load: Extract<PolicyLoad, { state: "default" }> };
 
 /** Refusals kept while locked, waiting for the log key; beyond that they are not kept. */
 const MAX_PENDING = 1000;
@@ -182,10 +262,16 @@ export class PolicyGate {
   }
 
   /** One release-log record; without the log key (locked) it waits in memory, bounded. */
-  private record(caller: Caller, req: GateRequest, d: GateDecision, at?: number): void {
+  private record(
+    caller: Caller,
+    req: GateRequest,
+    d: GateDecision,
+    at?: number,
+    extra?: Partial<LogRequest>,
+  ): void {
     const entry: LogEntry = {
       caller: logCaller(caller),
-      request: logRequest(req),
+      request: { ...logRequest(req), ...extra },
       decision: d.allow ? "allow" : "deny",
       rule: d.rule ?? "none",
       ...(d.reason ? { reason: d.reason } : {}),
@@ -240,7 +326,7 @@ export class PolicyGate {
       return {
         allow: false,
         rule: "policy-tampered",
-        reason: `The agent's release policy is not trusted: ${load.message}. Nothing is released until it is restored: ${load.next ?? "put back the file azkeep wrote, or remove it to return to the defaults"}.`,
+        reason: `The agent's release policy is not trusted: ${load.message}. Nothing is released until it is restored: ${load.next ?? "put back the policy.json azkeep wrote last, or run `azkeep agent policy reset` and confirm it on the agent's pinentry"}.`,
       };
     const policy = load.policy;
     const facts = requestFacts(req);
@@ -265,7 +351,10 @@ export class PolicyGate {
       return {
         allow: false,
         rule: rule.name,
-        reason: `The agent's release policy denies ${facts.audiences.join(", ") || req.kind} to ${who} (rule '${rule.name}').`,
+        reason:
+          req.kind === "write"
+            ? `The agent's release policy does not let ${who} ${wanted(req, facts, who).what.slice(3)} (rule '${rule.name}').`
+            : `The agent's release policy denies ${facts.audiences.join(", ") || req.kind} to ${who} (rule '${rule.name}').`,
       };
 
     if (!caller.facts.known)
@@ -287,7 +376,7 @@ export class PolicyGate {
       return {
         allow: false,
         rule: "no-terminal",
-        reason: `${who} has no terminal (a background job, service or cron), and the agent releases nothing to such callers by default. Run it from a terminal (the agent asks you once), or, where every program of your uid may have tokens (CI, a headless machine), restart the agent with \`azkeep agent start --policy open\`.`,
+        reason: `${who} has no terminal (a background job, service or cron), and the agent ${req.kind === "write" ? "changes the token store for" : "releases nothing to"} such callers by default. Run it from a terminal (the agent asks you once), or, where every program of your uid may have tokens (CI, a headless machine), restart the agent with \`azkeep agent start --policy open\`.`,
       };
 
     // Confirm: one prompt at a time; a session approved while this one waited needs none.
@@ -306,22 +395,46 @@ export class PolicyGate {
    * is a removal, which the person confirms before the defaults apply.
    */
   private async checkedPolicy(): Promise<PolicyLoad> {
-    const load = this.policy();
-    const seen = this.seen;
-    if (!seen) return load;
-    if (load.state === "ok" && seen.mac !== load.mac) {
-      try {
-        await seen.mark?.(load.mac);
-        seen.mac = load.mac;
-      } catch {
-        /* not recorded (the vault went away): asked again at the next request */
-      }
-      return load;
+    const j = this.judge();
+    if (j.state === "ok") {
+      if (j.firstSight && j.load.state === "ok") await this.recordMark(j.load.mac);
+      return j.load;
     }
-    if (load.state !== "default" || !seen.mac) return load;
-    const answer = this.prompting.then(() => this.confirmRemoval(load));
+    if (j.state === "tampered") return j.load;
+    const answer = this.prompting.then(() => this.confirmRemoval(j.load));
     this.prompting = answer.catch(() => {});
     return answer;
+  }
+
+  /** The policy file against the seal's mark, without asking anyone. */
+  private judge(): Judged {
+    const load = this.policy();
+    if (load.state === "tampered") return { state: "tampered", load };
+    const mark = this.seen?.mac;
+    // No mark support (tests, embedders) or nothing verified yet: the first policy seen is it.
+    if (!this.seen || mark === undefined) return { state: "ok", load, firstSight: load.state === "ok" };
+    if (load.state === "default")
+      return mark === NO_POLICY_MARK ? { state: "ok", load } : { state: "removed", load };
+    if (load.mac === mark) return { state: "ok", load };
+    return {
+      state: "tampered",
+      load: {
+        state: "tampered",
+        message: `${join(this.o.configDir, POLICY_FILE)} is not the policy azkeep wrote last (its MAC is valid, but not the one the seal records: an older copy was put back, or a copy from elsewhere)`,
+        next: "put back the policy.json azkeep wrote last, or run `azkeep agent policy reset` and confirm it on the agent's pinentry",
+      },
+    };
+  }
+
+  private async recordMark(mac: string): Promise<void> {
+    const seen = this.seen;
+    if (!seen) return;
+    try {
+      await seen.mark?.(mac);
+      seen.mac = mac;
+    } catch {
+      /* not recorded (the vault went away): recorded at the next request */
+    }
   }
 
   private async confirmRemoval(load: PolicyLoad): Promise<PolicyLoad> {
@@ -362,13 +475,149 @@ export class PolicyGate {
             : `the prompt failed (${outcome.detail})`,
       );
     try {
-      await seen.mark?.(undefined);
+      // "No file" is recorded, not forgotten: an older policy.json put back later is refused.
+      await seen.mark?.(NO_POLICY_MARK);
     } catch (e) {
       return refused(`the confirmation could not be recorded (${(e as Error).message})`);
     }
-    delete seen.mac;
+    seen.mac = NO_POLICY_MARK;
     this.approvals.clear();
     return load;
+  }
+
+  /** `azkeep agent policy show`: the policy in force, verified against its MAC and the seal; asks nobody. */
+  showPolicy(): PolicyView {
+    if (!this.keys)
+      throw new AzkeepError("store_unavailable", "The azkeep agent is locked.", { hint: UNLOCK_HINT });
+    const j = this.judge();
+    if (j.state === "ok") return this.view(j.load);
+    const file = join(this.o.configDir, POLICY_FILE);
+    throw new AzkeepError(
+      "store_tampered",
+      `The agent's release policy is not trusted: ${j.state === "tampered" ? j.load.message : `${file} was removed outside azkeep`}. The agent releases nothing until it is restored.`,
+      {
+        hint: "Put back the policy.json azkeep wrote last, or run `azkeep agent policy reset` and confirm it on the agent's pinentry.",
+      },
+    );
+  }
+
+  /**
+   * `azkeep agent policy add|remove|reset`: the change is shown on pinentry (what it does, who
+   * asks) and made only on *Allow*: the vault writes policy.json and seals its MAC as the mark.
+   * Never decided by a rule or a session approval (a rule could otherwise let a program rewrite
+   * the rules). Every outcome but a change that cannot be made (`PolicyChangeError`) is logged.
+   */
+  async changePolicy(req: GateRequest, change: RuleChange): Promise<PolicyView> {
+    const caller = this.callers.identify(req.peer.pid, undefined);
+    const answer = this.prompting.then(() => this.changeFor(caller, change));
+    this.prompting = answer.catch(() => {});
+    const r = await answer;
+    this.record(caller, req, r.decision, undefined, r.logged);
+    if (!r.decision.allow || !r.view)
+      throw new AzkeepError("denied", r.decision.reason ?? "The release policy was not changed.", {
+        hint: "`azkeep agent log` shows the agent's decisions; docs/policy.md how the policy is changed.",
+      });
+    return r.view;
+  }
+
+  private async changeFor(
+    caller: Caller,
+    change: RuleChange,
+  ): Promise<{ decision: GateDecision; view?: PolicyView; logged: Partial<LogRequest> }> {
+    const seen = this.seen;
+    if (!this.keys || !seen?.write)
+      throw new AzkeepError("store_unavailable", "The azkeep agent is locked.", { hint: UNLOCK_HINT });
+    const j = this.judge();
+    const untrusted =
+      j.state === "ok"
+        ? undefined
+        : j.state === "tampered"
+          ? j.load.message
+          : `${join(this.o.configDir, POLICY_FILE)} was removed outside azkeep`;
+    const base = j.state === "ok" ? j.load.policy : undefined;
+    let next: Policy;
+    try {
+      next = applyChange(base ?? { version: 1, defaults: { ...DEFAULT_DEFAULTS }, rules: [] }, change);
+    } catch (e) {
+      if (!(e instanceof PolicyChangeError)) throw e;
+      throw new AzkeepError(e.notFound ? "not_found" : "usage", e.message, {
+        hint: "`azkeep agent policy show` lists the rules.",
+      });
+    }
+    const changed = changeText(change, base);
+    const logged: Partial<LogRequest> = {
+      change: changed,
+      ...(change.kind === "add" ? { rule: change.rule } : {}),
+    };
+    const deny = (rule: string, reason: string) => ({ decision: { allow: false, rule, reason }, logged });
+    if (untrusted && change.kind !== "reset")
+      return deny(
+        "policy-tampered",
+        `The agent's release policy is not trusted (${untrusted}), so nothing is changed on top of it. Run \`azkeep agent policy reset\` and confirm it on the agent's pinentry, or put back the policy.json azkeep wrote last.`,
+      );
+    if (!caller.facts.known)
+      return deny(
+        "policy-change (unknown caller)",
+        `The agent cannot tell which program asks (pid ${caller.pid}), so it does not ask you to change the release policy for it.`,
+      );
+    const confirm = this.o.confirm ?? this.pinentryConfirm();
+    if (!confirm)
+      return deny(
+        "policy-change (no prompt)",
+        `The release policy changes only after you allow it on the agent's pinentry, and the agent has ${findPinentry({}) ? "no terminal to ask on (run `azkeep agent unlock` or `azkeep agent start` in the terminal it should ask on)" : "no pinentry program (`apt-get install pinentry-curses`)"}. Nothing was changed.`,
+      );
+    const description = [
+      "A program asks to change the azkeep agent's release policy:",
+      "",
+      ...changed.split("\n"),
+      ...(untrusted ? ["", `(The policy in force is not trusted: ${untrusted}.)`] : []),
+      "",
+      "Asked by:",
+      ...describeCaller(caller),
+      "",
+      "Allow it only if you asked for this change yourself.",
+    ].join("\n");
+    const timeoutSec = this.load()?.defaults.promptTimeout ?? DEFAULT_DEFAULTS.promptTimeout;
+    const outcome = await confirm(
+      { title: "azkeep: change the release policy?", description, ok: "_Allow", cancel: "_Deny" },
+      timeoutSec,
+    );
+    if (outcome.answer !== "allow") {
+      const why =
+        outcome.answer === "cancel"
+          ? "you denied it"
+          : outcome.answer === "timeout"
+            ? `nobody answered within ${timeoutSec} s`
+            : `the prompt failed (${outcome.detail})`;
+      return deny(
+        `policy-change (${outcome.answer === "cancel" ? "denied" : outcome.answer})`,
+        `The release policy was not changed: ${why}.`,
+      );
+    }
+    try {
+      seen.mac = await seen.write(next);
+    } catch (e) {
+      return deny(
+        "policy-change (not written)",
+        `The release policy was not changed: the agent could not write it (${(e as Error).message}).`,
+      );
+    }
+    this.policyCache = undefined; // read again: approvals made under the old rules lapse
+    return {
+      decision: { allow: true, rule: "policy-change (confirmed)" },
+      view: this.view({ state: "ok", policy: next, mac: seen.mac }, changed),
+      logged,
+    };
+  }
+
+  private view(load: Extract<PolicyLoad, { state: "ok" | "default" }>, changed?: string): PolicyView {
+    return {
+      source: load.state === "ok" ? "file" : "defaults",
+      file: join(this.o.configDir, POLICY_FILE),
+      defaults: load.policy.defaults,
+      rules: load.policy.rules,
+      ...(changed ? { changed } : {}),
+    };
   }
 
   /** Approvals are per terminal session; a confirm rule for callers without one approves that process only. */
@@ -408,18 +657,9 @@ export class PolicyGate {
     const scope = caller.sessionKey
       ? `this terminal session (${caller.info.tty}, session ${caller.info.sid})`
       : `this process only (pid ${caller.pid})`;
-    const what = [
-      req.kind === "token"
-        ? `a token for ${facts.audiences.join(", ")}`
-        : "your account and subscription data",
-      req.tenant ? `tenant ${req.tenant}` : undefined,
-      req.subscription ? `subscription ${req.subscription}` : undefined,
-    ]
-      .filter(Boolean)
-      .join(", ");
+    const w = wanted(req, facts, who);
     const description = [
-      "A program asks the azkeep agent for",
-      `${what}:`,
+      w.asks,
       "",
       ...describeCaller(caller),
       "",
@@ -461,7 +701,7 @@ export class PolicyGate {
     return {
       allow: false,
       rule: `${ruleName} (${outcome.answer === "cancel" ? "denied" : outcome.answer})`,
-      reason: `The agent did not release ${what} to ${who}: ${why}. Run the command again to be asked again.`,
+      reason: `The agent ${w.refused}: ${why}. Run the command again to be asked again.`,
     };
   }
 
@@ -499,7 +739,7 @@ export function releaseGate(o: PolicyGateOptions): ReleaseGate & { gate: PolicyG
     gate,
     decide: (req) => gate.decide(req),
     refused: (req, rule, reason) => gate.refused(req, rule, reason),
-    unlocked(keys, markPolicy) {
+    unlocked(keys, vault) {
       gate.setKeys(
         keys
           ? { log: Buffer.from(keys.log, "base64"), policy: Buffer.from(keys.policy, "base64") }
@@ -507,10 +747,14 @@ export function releaseGate(o: PolicyGateOptions): ReleaseGate & { gate: PolicyG
         keys
           ? {
               ...(keys.policyMac ? { mac: keys.policyMac } : {}),
-              ...(markPolicy ? { mark: markPolicy } : {}),
+              ...(vault ? { mark: (mac) => vault.mark(mac), write: (p) => vault.write(p) } : {}),
             }
           : undefined,
       );
+    },
+    async policy(req, change: PolicyChange) {
+      if (change.kind === "show") return gate.showPolicy();
+      return gate.changePolicy(req, change);
     },
     locked() {
       gate.setKeys(undefined);

@@ -49,6 +49,14 @@ export interface LogRequest {
   resourceType?: string | undefined;
   tenant?: string | undefined;
   subscription?: string | undefined;
+  /** A store write: `signin`, `signout`, `set-default`. */
+  write?: string | undefined;
+  /** The user a write signs in or out. */
+  user?: string | undefined;
+  /** A release-policy change, in words (`add rule 'x' (last): allow …`). */
+  change?: string | undefined;
+  /** The rule a policy change adds, as it is written into policy.json. */
+  rule?: unknown;
 }
 
 export type LogDecision = "allow" | "deny";
@@ -363,6 +371,8 @@ export function filterRecords(records: LogRecord[], f: LogFilter): LogRecord[] {
 /** One row per record for `-o table`. */
 export function recordRow(r: LogRecord): Record<string, unknown> {
   const what =
+    r.request.change?.split("\n")[0] ??
+    r.request.write ??
     r.request.resource ??
     r.request.scopes?.join(" ") ??
     r.request.resourceType ??

@@ -11,7 +11,7 @@
  */
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { rename, writeFile } from "node:fs/promises";
+import { rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 export const POLICY_FILE = "policy.json";
@@ -46,9 +46,12 @@ export interface RequestMatch {
   audience?: string;
   tenant?: string;
   subscription?: string;
-  /** `token` or `profile`. */
-  kind?: "token" | "profile";
+  /** `token`, `profile` (account and subscription data) or `write` (sign-in, sign-out, default subscription). */
+  kind?: RequestKind;
 }
+
+/** What a request asks of the agent. */
+export type RequestKind = "token" | "profile" | "write";
 
 export interface Rule {
   /** Shown in logs and prompts; unique. */
@@ -134,7 +137,7 @@ export interface CallerFacts {
 }
 
 export interface RequestFacts {
-  kind: "token" | "profile";
+  kind: RequestKind;
   /** Audiences asked for (resource or scope without `/.default`), lower-case; empty = the default (ARM). */
   audiences: string[];
   tenant: string | undefined;
@@ -175,6 +178,9 @@ function matchRequest(m: RequestMatch | undefined, r: RequestFacts, action: Acti
   if (!m) return true;
   if (m.kind !== undefined && m.kind !== r.kind) return false;
   if (m.audience !== undefined) {
+    // A write (sign-in, sign-out, default subscription) has no audience: a rule about tokens
+    // for an audience must not let a program sign the person out.
+    if (r.kind === "write") return false;
     const aud = r.audiences.length ? r.audiences : ["https://management.azure.com"];
     // allow/confirm: every audience asked for must match (a request for two cannot ride on one
     // that is allowed); deny: any one does.
@@ -210,6 +216,8 @@ const CALLER_KEYS = new Set([
   "run",
 ]);
 const REQUEST_KEYS = new Set(["audience", "tenant", "subscription", "kind"]);
+const BOOLEAN_KEYS = new Set(["terminal", "container"]);
+export const REQUEST_KINDS: readonly RequestKind[] = ["token", "profile", "write"];
 
 /** Checks a parsed policy; returns a list of problems (empty = valid). */
 export function validatePolicy(value: unknown): string[] {
@@ -245,10 +253,29 @@ export function validatePolicy(value: unknown): string[] {
         (typeof r.remember !== "string" || parseDuration(r.remember) === undefined)
       )
         errs.push(`${at}.remember must be a duration such as 1h`);
-      for (const k of Object.keys(r.caller ?? {}))
+      if (r.caller !== undefined && (typeof r.caller !== "object" || r.caller === null))
+        errs.push(`${at}.caller must be an object`);
+      if (r.request !== undefined && (typeof r.request !== "object" || r.request === null))
+        errs.push(`${at}.request must be an object`);
+      for (const [k, v] of Object.entries(r.caller ?? {})) {
         if (!CALLER_KEYS.has(k)) errs.push(`${at}.caller.${k} is not a caller condition`);
-      for (const k of Object.keys(r.request ?? {}))
+        else if (
+          BOOLEAN_KEYS.has(k)
+            ? typeof v !== "boolean"
+            : k === "run"
+              ? typeof v !== "boolean" && typeof v !== "string"
+              : typeof v !== "string" || !v
+        )
+          errs.push(
+            `${at}.caller.${k} must be ${BOOLEAN_KEYS.has(k) ? "true or false" : "a non-empty string"}`,
+          );
+      }
+      for (const [k, v] of Object.entries(r.request ?? {})) {
         if (!REQUEST_KEYS.has(k)) errs.push(`${at}.request.${k} is not a request condition`);
+        else if (typeof v !== "string" || !v) errs.push(`${at}.request.${k} must be a non-empty string`);
+        else if (k === "kind" && !(REQUEST_KINDS as readonly string[]).includes(v))
+          errs.push(`${at}.request.kind must be ${REQUEST_KINDS.join(", ")}`);
+      }
     });
   }
   return errs;
@@ -265,7 +292,14 @@ export function deriveReleaseKeys(root: Uint8Array): ReleaseKeys {
   return { log: k("azkeep release-log v1"), policy: k("azkeep release-policy v1") };
 }
 
-function policyMac(key: Uint8Array, policy: Policy): string {
+/**
+ * The sealed mark that says "no policy file": the person confirmed its removal (or none was
+ * ever verified and then one was removed). A policy.json found while this is the mark is one
+ * azkeep did not write last (an older copy put back) and is refused.
+ */
+export const NO_POLICY_MARK = "none";
+
+export function policyMac(key: Uint8Array, policy: Policy): string {
   return createHmac("sha256", key)
     .update(
       `azkeep policy v1\n${JSON.stringify({ version: policy.version, defaults: policy.defaults, rules: policy.rules })}`,
@@ -306,12 +340,137 @@ export function loadPolicy(dir: string, key: Uint8Array): PolicyLoad {
   return { state: "ok", policy: { version: 1, defaults: parsed.defaults, rules: parsed.rules }, mac };
 }
 
-/** Writes `policy.json` (MACed; temp file → rename). The caller has the person's confirmation. */
-export async function savePolicy(dir: string, key: Uint8Array, policy: Policy): Promise<void> {
+/**
+ * Writes `policy.json` (MACed; temp file → rename) and returns its MAC. The caller has the
+ * person's confirmation. `commit` runs between the temp file and the rename (the agent's vault
+ * seals the new MAC there): when it fails, the old file stays and the temp file goes.
+ */
+export async function savePolicy(
+  dir: string,
+  key: Uint8Array,
+  policy: Policy,
+  commit?: (mac: string) => Promise<void>,
+): Promise<string> {
   const errs = validatePolicy(policy);
   if (errs.length) throw new Error(`not a valid policy: ${errs.join("; ")}`);
   const path = join(dir, POLICY_FILE);
-  const body = { version: 1, defaults: policy.defaults, rules: policy.rules, mac: policyMac(key, policy) };
+  const mac = policyMac(key, policy);
+  const body = { version: 1, defaults: policy.defaults, rules: policy.rules, mac };
   await writeFile(`${path}.tmp`, `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+  try {
+    await commit?.(mac);
+  } catch (e) {
+    await rm(`${path}.tmp`, { force: true });
+    throw e;
+  }
   await rename(`${path}.tmp`, path);
+  return mac;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changes (`azkeep agent policy add|remove|reset`) and how they are shown to the person
+
+/** A change of the rules, as `agent policy` sends it (protocol.ts's `PolicyChange`, less `show`). */
+export type RuleChange =
+  { kind: "add"; rule: Rule; before?: string } | { kind: "remove"; name: string } | { kind: "reset" };
+
+/** A change that cannot be made to this policy (a name used twice, a rule that is not there). */
+export class PolicyChangeError extends Error {
+  constructor(
+    message: string,
+    readonly notFound = false,
+  ) {
+    super(message);
+    this.name = "PolicyChangeError";
+  }
+}
+
+/** The policy after `change`; throws `PolicyChangeError` when it cannot be made. */
+export function applyChange(policy: Policy, change: RuleChange): Policy {
+  if (change.kind === "reset") return defaultPolicy();
+  const rules = [...policy.rules];
+  if (change.kind === "remove") {
+    const i = rules.findIndex((r) => r.name === change.name);
+    if (i < 0) throw new PolicyChangeError(`The release policy has no rule named '${change.name}'.`, true);
+    rules.splice(i, 1);
+  } else {
+    if (rules.some((r) => r.name === change.rule.name))
+      throw new PolicyChangeError(
+        `The release policy has a rule named '${change.rule.name}' already; remove it first or pick another name.`,
+      );
+    let at = rules.length;
+    if (change.before !== undefined) {
+      at = rules.findIndex((r) => r.name === change.before);
+      if (at < 0)
+        throw new PolicyChangeError(
+          `--before: the release policy has no rule named '${change.before}'.`,
+          true,
+        );
+    }
+    rules.splice(at, 0, change.rule);
+  }
+  const next: Policy = { version: 1, defaults: { ...policy.defaults }, rules };
+  const errs = validatePolicy(next);
+  if (errs.length) throw new PolicyChangeError(`The rule is not valid: ${errs.join("; ")}.`);
+  return next;
+}
+
+function callerWords(c: CallerMatch | undefined): string[] {
+  if (!c) return [];
+  const w: string[] = [];
+  if (c.exe !== undefined) w.push(`executable ${c.exe}`);
+  if (c.name !== undefined) w.push(`executable named ${c.name}`);
+  if (c.ancestor !== undefined) w.push(`started under ${c.ancestor}`);
+  if (c.cwd !== undefined) w.push(`running in ${c.cwd}`);
+  if (c.argv !== undefined) w.push(`arguments "${c.argv}" (as the program says)`);
+  if (c.terminal !== undefined) w.push(c.terminal ? "on a terminal" : "with no terminal");
+  if (c.tty !== undefined) w.push(`on terminal ${c.tty}`);
+  if (c.unit !== undefined) w.push(`in systemd unit ${c.unit}`);
+  if (c.container !== undefined) w.push(c.container ? "inside a container" : "outside containers");
+  if (c.run !== undefined)
+    w.push(
+      c.run === true
+        ? "through azkeep exec"
+        : c.run === false
+          ? "not through azkeep exec"
+          : `through azkeep exec run ${c.run}`,
+    );
+  return w;
+}
+
+function requestWords(r: RequestMatch | undefined): string {
+  const what =
+    r?.kind === "token"
+      ? "tokens"
+      : r?.kind === "profile"
+        ? "account data"
+        : r?.kind === "write"
+          ? "store writes (sign-in, sign-out, default subscription)"
+          : r?.audience !== undefined
+            ? "tokens"
+            : "everything (tokens, account data, store writes)";
+  const more = [
+    r?.audience !== undefined ? `for ${r.audience}` : undefined,
+    r?.tenant !== undefined ? `in tenant ${r.tenant}` : undefined,
+    r?.subscription !== undefined ? `of subscription ${r.subscription}` : undefined,
+  ].filter(Boolean);
+  return [what, ...more].join(" ");
+}
+
+/**
+ * What a rule does, in words a person checks before allowing it:
+ * `allow tokens for https://management.azure.com to: executable /usr/bin/terraform, running in /home/me/infra/**`.
+ */
+export function describeRule(rule: Rule): string {
+  const who = callerWords(rule.caller);
+  const to = who.length ? `to: ${who.join(", ")}` : "to every program";
+  const what = requestWords(rule.request);
+  switch (rule.action) {
+    case "allow":
+      return `allow ${what} ${to}, without asking`;
+    case "deny":
+      return `deny ${what} ${to}`;
+    case "confirm":
+      return `ask you before releasing ${what} ${to}${rule.remember ? `; an approval lasts ${rule.remember}` : ""}`;
+  }
 }

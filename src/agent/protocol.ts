@@ -33,9 +33,21 @@
  * Keep this module free of imports beyond `node:path`: it is on the hot path of every client.
  */
 import { join } from "node:path";
+import type { Rule } from "./policy.js";
 
 /** Bumped on every incompatible change of a request or response. */
 export const PROTOCOL_VERSION = 1;
+
+/**
+ * Bumped when a request is added (a compatible change: `PROTOCOL_VERSION` stays). The agent
+ * names its revision in `hello`, so a client can tell an agent too old for a request from a
+ * refusal, and say to restart it.
+ * - 1: `hello`, `token`, `account`, `accounts`, `status`, `lock`, `unlock`, `stop`, `log`,
+ *   `cloud`, `write`.
+ * - 2: `policy` (show, and change after the person confirms on the agent's pinentry); `write`
+ *   requests go through the release gate (kind `write`).
+ */
+export const PROTOCOL_REVISION = 2;
 
 /** The longest frame either side accepts (a token response is ~3 KiB; a profile a few KiB). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -43,7 +55,7 @@ export const MAX_FRAME_BYTES = 1024 * 1024;
 /** A connection that has not sent a whole frame after this long is closed (slow clients). */
 export const FRAME_TIMEOUT_MS = 10_000;
 
-/** A connection with no request for this long is closed (clients connect per use). */
+/** A connection with no request for this long is closed (clients connect per use); not while one is answered. */
 export const IDLE_CONNECTION_MS = 60_000;
 
 /** The environment variable that names the socket explicitly. */
@@ -121,8 +133,10 @@ export type AgentRequest =
   | { id: number; op: "log" }
   /** The active cloud (config.json checked against the seal): where `login` signs in. */
   | { id: number; op: "cloud" }
-  /** Store writes (`login`, `logout`, `account set`): see `WriteOp`. */
-  | { id: number; op: "write"; write: WriteOp };
+  /** Store writes (`login`, `logout`, `account set`): see `WriteOp`. Decided by the release gate (kind `write`). */
+  | { id: number; op: "write"; write: WriteOp }
+  /** The release policy: read it, or change it (revision 2): see `PolicyChange`. */
+  | { id: number; op: "policy"; change: PolicyChange };
 
 export type AgentOp = AgentRequest["op"];
 
@@ -142,6 +156,31 @@ export type WriteOp =
   /** `account set`: make this subscription (id or name) the default. */
   | { kind: "set-default"; subscription: string; username?: string };
 
+/**
+ * A change of the sealed release policy (`azkeep agent policy …`). `show` reads it; the others
+ * are made only after the person allows them on the agent's pinentry (never on the asking
+ * program's word): the agent's vault then writes policy.json with its MAC and seals the MAC as
+ * the one policy it accepts.
+ */
+export type PolicyChange =
+  | { kind: "show" }
+  /** Adds `rule` at the end of the rules, or before the rule named `before`. */
+  | { kind: "add"; rule: Rule; before?: string }
+  | { kind: "remove"; name: string }
+  /** Back to the defaults (no rules, the default lifetimes). */
+  | { kind: "reset" };
+
+/** The answer to `policy`: the policy in force, verified, and for a change what changed. */
+export interface PolicyView {
+  /** `file`: policy.json, verified against its MAC and the seal; `defaults`: no file. */
+  source: "file" | "defaults";
+  file: string;
+  defaults: { sessionIdle: string; sessionMax: string; promptTimeout: number; pinentry?: string };
+  rules: Rule[];
+  /** For a change: what was changed, in one line. */
+  changed?: string;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Responses
 
@@ -158,6 +197,8 @@ export type AgentResponse =
 
 export interface HelloResult {
   version: number;
+  /** `PROTOCOL_REVISION` of the agent (absent: revision 1). */
+  revision?: number;
   pid: number;
   azkeep: string;
 }

@@ -1,7 +1,7 @@
 /**
  * The release gate: the one hook the agent calls before it releases anything (an access token
- * or profile data) to a client. The agent's front process calls `decide` for every `token`,
- * `account` and `accounts` request, with the peer's credentials read from the socket
+ * or profile data) to a client or writes the store for one. The agent's front process calls
+ * `decide` for every `token`, `account`, `accounts` and `write` request, with the peer's credentials read from the socket
  * (SO_PEERCRED); a denial becomes a protocol error the client prints as one `ERROR:` line
  * (exit 1), with the gate's `reason` as the message.
  *
@@ -10,12 +10,18 @@
  * process of the uid (ssh-agent's behaviour) and still logs every decision. `openGate` (no log)
  * is for tests and embedders only.
  */
+import type { Policy } from "./policy.js";
+import type { PolicyChange, PolicyView } from "./protocol.js";
 
 export interface ReleaseRequest {
   /** Who is connected, from the kernel (SO_PEERCRED); `pid` is 0 when it could not be read. */
   peer: { pid: number; uid: number; gid: number };
-  /** `token`: an access token; `profile`: account/subscription data. */
-  kind: "token" | "profile";
+  /**
+   * `token`: an access token; `profile`: account/subscription data; `write`: a store write
+   * (sign-in, sign-out, default subscription); `policy`: a change of the release policy (never
+   * decided by a rule: the person confirms each one).
+   */
+  kind: "token" | "profile" | "write" | "policy";
   /** The v1 resource asked for, when given. */
   resource?: string;
   /** The v2 scopes asked for, when given. */
@@ -26,8 +32,20 @@ export interface ReleaseRequest {
   run?: { id: string; childPid: number; allowScopes?: string[] };
   /** `resourceType` (`arm`, `ms-graph`, …) when the client named one instead of a resource. */
   resourceType?: string;
-  /** The protocol op: `token`, `account` or `accounts`. */
+  /** The protocol op: `token`, `account`, `accounts`, `write`, `policy add`, … */
   op?: string;
+  /** For `write`: which (`signin`, `signout`, `set-default`). */
+  write?: string;
+  /** For `write`: the user signed in or out (a name, never a secret). */
+  user?: string;
+}
+
+/** What the gate needs of the vault to change the policy (set at unlock). */
+export interface PolicyVault {
+  /** Records in the seal the MAC of the policy the gate verified (`NO_POLICY_MARK`: none). */
+  mark(mac: string): Promise<void>;
+  /** Writes policy.json with its MAC and seals the MAC as the mark; returns the MAC. */
+  write(policy: Policy): Promise<string>;
 }
 
 /** What the vault sends at unlock: the MAC keys, and the policy MAC it last recorded. */
@@ -48,13 +66,15 @@ export interface ReleaseDecision {
 export interface ReleaseGate {
   decide(req: ReleaseRequest): Promise<ReleaseDecision>;
   /**
-   * The store was unlocked: the release keys the vault derived (base64), and how to record in
-   * the seal the MAC of the policy file the gate verified (undefined: clear it).
+   * The store was unlocked: the release keys the vault derived (base64), and the vault's calls
+   * that record the policy's MAC in the seal and write a changed policy.
    */
-  unlocked?(
-    keys: ReleaseKeysMessage | undefined,
-    markPolicy?: (mac: string | undefined) => Promise<void>,
-  ): void;
+  unlocked?(keys: ReleaseKeysMessage | undefined, vault?: PolicyVault): void;
+  /**
+   * `azkeep agent policy …`: shows the verified policy, or changes it once the person allowed
+   * it on pinentry (logged either way). Throws `denied` when not allowed.
+   */
+  policy?(req: ReleaseRequest, change: PolicyChange): Promise<PolicyView>;
   /** The store was locked: keys and approvals are dropped. */
   locked?(): void;
   /** `agent start`/`unlock` ran from this pid: ask the person on its terminal. */

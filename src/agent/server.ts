@@ -20,11 +20,13 @@ import {
   FRAME_TIMEOUT_MS,
   IDLE_CONNECTION_MS,
   LineReader,
+  PROTOCOL_REVISION,
   PROTOCOL_VERSION,
   UNLOCK_HINT,
   encodeFrame,
   type AgentErrorBody,
   type AgentStatus,
+  type PolicyChange,
 } from "./protocol.js";
 import { ReleasedTokens } from "./front-cache.js";
 import type { PeerCredentials } from "./peer.js";
@@ -33,7 +35,7 @@ import type { ReleaseGate, ReleaseKeysMessage, ReleaseRequest } from "./release.
 /** What the front tells the vault, and what it answers (over the IPC channel). */
 export interface VaultCall {
   id: number;
-  op: "token" | "account" | "accounts" | "identities" | "write" | "policy-mark" | "cloud";
+  op: "token" | "account" | "accounts" | "identities" | "write" | "policy-mark" | "policy-write" | "cloud";
   body: Record<string, unknown>;
 }
 
@@ -141,9 +143,11 @@ export class AgentServer {
         if ("event" in m) {
           if (m.event === "ready") {
             this.identities = m.identities;
-            this.o.gate.unlocked?.(m.release, (mac) =>
-              this.callVault("policy-mark", { mac }).then(() => undefined),
-            );
+            this.o.gate.unlocked?.(m.release, {
+              mark: (mac) => this.callVault("policy-mark", { mac }).then(() => undefined),
+              write: (policy) =>
+                this.callVault("policy-write", { policy }).then((r) => (r as { mac: string }).mac),
+            });
             this.setUnlocked();
             resolve();
           } else {
@@ -336,6 +340,9 @@ export class AgentServer {
             return;
           }
           let reply: string;
+          // Idle means between requests: one that waits for the person (a prompt of up to
+          // `promptTimeout`, pinentry killed 10 s after it) must not be cut off meanwhile.
+          socket.setTimeout(0);
           try {
             const result = await this.handle(msg, peer);
             reply = encodeFrame({ id, ok: true, result: result ?? null });
@@ -343,7 +350,10 @@ export class AgentServer {
             const error = e instanceof ReplyError ? e.body : errBody(e);
             reply = encodeFrame({ id, ok: false, error });
           }
-          if (!socket.destroyed) socket.write(reply);
+          if (!socket.destroyed) {
+            socket.write(reply);
+            socket.setTimeout(IDLE_CONNECTION_MS);
+          }
           if (msg.op === "stop") setImmediate(() => this.stop());
         });
       }
@@ -367,7 +377,12 @@ export class AgentServer {
             { hint: "Unset AZKEEP_AGENT_SOCK, or point it at the agent of this config folder." },
           );
         }
-        return { version: PROTOCOL_VERSION, pid: process.pid, azkeep: this.o.azkeep };
+        return {
+          version: PROTOCOL_VERSION,
+          revision: PROTOCOL_REVISION,
+          pid: process.pid,
+          azkeep: this.o.azkeep,
+        };
       }
       case "status":
         // A vault being opened (start, unlock) is waited for: the answer is then true.
@@ -395,16 +410,93 @@ export class AgentServer {
       case "cloud":
         return this.callVaultOrRestart("cloud", {});
       case "write": {
+        // Signing the person out or in, or changing the default subscription, is decided like a
+        // release: a same-uid program in the background must not do it behind their back.
+        await this.admit(this.writeRequest(msg, peer));
         this.released.clear();
         const r = await this.callVaultOrRestart("write", { write: msg.write });
         this.touch();
         return r;
       }
+      case "policy":
+        return this.policy(msg, peer);
       default:
         throw new AzkeepError("bad_input", `The agent does not know the request '${String(op)}'.`, {
           hint: "Update azkeep, or restart the agent: `azkeep agent stop && azkeep agent start`.",
         });
     }
+  }
+
+  /** The store is unlocked (or being unlocked) and the gate allows `req`; else logged and thrown. */
+  private async admit(req: ReleaseRequest): Promise<void> {
+    await this.unlockedFor(req);
+    const decision = await this.o.gate.decide(req);
+    if (!decision.allow) {
+      this.o.log(`denied ${req.op} to pid ${req.peer.pid}${decision.rule ? ` (rule ${decision.rule})` : ""}`);
+      throw new AzkeepError("denied", decision.reason ?? "The agent's release policy refused this request.", {
+        hint: "`azkeep agent log` shows the agent's decisions; docs/policy.md how a rule allows a caller.",
+      });
+    }
+  }
+
+  /** Waits for a vault being opened; a locked agent refuses `req` (logged) with the unlock hint. */
+  private async unlockedFor(req: ReleaseRequest): Promise<void> {
+    if (!this.locked) return;
+    if (this.vaultReady) await this.vaultReady.catch(() => {});
+    if (this.locked) {
+      const err = lockedError(this.lockedBy);
+      this.o.gate.refused?.(req, "locked", err.message);
+      throw err;
+    }
+  }
+
+  /** What the gate is told of a `write` frame: which write, and whose (names, never the record's secrets). */
+  private writeRequest(msg: Record<string, unknown>, peer: PeerCredentials | undefined): ReleaseRequest {
+    const w = msg.write as Record<string, unknown> | undefined;
+    if (!w || typeof w !== "object" || typeof w.kind !== "string")
+      throw new AzkeepError("bad_input", "The write request has no `write.kind`.");
+    const str = (v: unknown) => (typeof v === "string" && v ? v : undefined);
+    const record = (w.record ?? {}) as { user?: { name?: unknown }; entries?: { tenantId?: unknown }[] };
+    const user =
+      w.kind === "signin"
+        ? str(record.user?.name)
+        : w.kind === "signout"
+          ? str((w.usernames as unknown[] | undefined)?.[0])
+          : str(w.username);
+    const tenant =
+      w.kind === "signin" && Array.isArray(record.entries) ? str(record.entries[0]?.tenantId) : undefined;
+    return {
+      peer: peer ?? { pid: 0, uid, gid: -1 },
+      kind: "write",
+      op: "write",
+      write: w.kind,
+      ...(user ? { user } : {}),
+      ...(tenant ? { tenant } : {}),
+      ...(w.kind === "set-default" && str(w.subscription) ? { subscription: str(w.subscription)! } : {}),
+    };
+  }
+
+  /** `policy`: show it, or change it once the person allowed it on the agent's pinentry (the gate asks). */
+  private async policy(msg: Record<string, unknown>, peer: PeerCredentials | undefined): Promise<unknown> {
+    const change = msg.change as PolicyChange | undefined;
+    if (!change || typeof change !== "object" || !["show", "add", "remove", "reset"].includes(change.kind))
+      throw new AzkeepError("bad_input", "The policy request has no valid `change`.", {
+        hint: "Update azkeep, or restart the agent: `azkeep agent stop && azkeep agent start`.",
+      });
+    if (!this.o.gate.policy)
+      throw new AzkeepError("bad_input", "This agent has no release policy to change.");
+    const req: ReleaseRequest = {
+      peer: peer ?? { pid: 0, uid, gid: -1 },
+      kind: "policy",
+      op: `policy ${change.kind}`,
+    };
+    if (change.kind === "show") {
+      if (this.locked) throw lockedError(this.lockedBy);
+    } else await this.unlockedFor(req);
+    // A prompt may take a minute: the connection is not idle meanwhile.
+    const r = await this.o.gate.policy(req, change);
+    this.touch();
+    return r;
   }
 
   private async release(
@@ -431,21 +523,7 @@ export class AgentServer {
       ...(str(q.resourceType) ? { resourceType: str(q.resourceType)! } : {}),
       ...(run && typeof run === "object" ? { run } : {}),
     };
-    if (this.locked) {
-      if (this.vaultReady) await this.vaultReady.catch(() => {});
-      if (this.locked) {
-        const err = lockedError(this.lockedBy);
-        this.o.gate.refused?.(req, "locked", err.message);
-        throw err;
-      }
-    }
-    const decision = await this.o.gate.decide(req);
-    if (!decision.allow) {
-      this.o.log(`denied ${op} to pid ${req.peer.pid}${decision.rule ? ` (rule ${decision.rule})` : ""}`);
-      throw new AzkeepError("denied", decision.reason ?? "The agent's release policy refused this request.", {
-        hint: "`azkeep agent log` shows the agent's decisions; docs/policy.md how a rule allows a caller.",
-      });
-    }
+    await this.admit(req);
     const body: Record<string, unknown> =
       op === "token"
         ? { request: q }

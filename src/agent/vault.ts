@@ -27,7 +27,7 @@ import { acquireToken, type TokenRequest } from "../core/tokens/policy.js";
 import { checkSubscriptionOrTenant } from "../core/tokens/az-shape.js";
 import type { ResourceType } from "../core/clouds.js";
 import { makeNonDumpable } from "./peer.js";
-import { deriveReleaseKeys } from "./policy.js";
+import { deriveReleaseKeys, savePolicy, validatePolicy, type Policy } from "./policy.js";
 import { FRAME_TIMEOUT_MS, LineReader, encodeFrame, type AgentErrorBody, type WriteOp } from "./protocol.js";
 import type { VaultCall, VaultReply } from "./server.js";
 
@@ -155,14 +155,42 @@ async function releaseKeys(): Promise<{ log: string; policy: string; policyMac?:
   };
 }
 
-/** Records (or clears) the MAC of the policy file the gate last verified, inside the seal. */
+/**
+ * Records the MAC of the one policy file the agent accepts (or `NO_POLICY_MARK`), inside the
+ * seal: a policy.json with another MAC, an older copy azkeep wrote included, is then refused.
+ */
 async function markPolicy(mac: unknown): Promise<null> {
+  if (typeof mac !== "string" || !mac) throw new AzkeepError("bad_input", "The policy mark is missing.");
   await store.update((s) => {
-    if (!s.secrets.release) return;
-    if (typeof mac === "string" && mac) s.secrets.release.policy = mac;
-    else delete s.secrets.release.policy;
+    if (s.secrets.release) s.secrets.release.policy = mac;
   });
   return null;
+}
+
+/**
+ * Writes a changed policy (the front's gate has the person's *Allow*): policy.json with its MAC
+ * under the key from the sealed release secret, and that MAC sealed as the mark, under the
+ * store lock, before the new file takes the old one's place (a failed seal leaves the old file).
+ */
+async function writePolicy(value: unknown): Promise<{ mac: string }> {
+  const errs = validatePolicy(value);
+  if (errs.length) throw new AzkeepError("bad_input", `The policy is not valid: ${errs[0]}.`);
+  const root = (await store.readSecrets()).release?.root;
+  if (!root)
+    throw new AzkeepError("store_unavailable", "The store has no release secret yet.", {
+      hint: "Run `azkeep agent lock && azkeep agent unlock`.",
+    });
+  const key = deriveReleaseKeys(Buffer.from(root, "base64")).policy;
+  const mac = await savePolicy(store.configDir, key, value as Policy, async (m) => {
+    await store.update((s) => {
+      if (s.secrets.release?.root !== root)
+        throw new AzkeepError("store_unavailable", "The store's release secret changed meanwhile.", {
+          hint: "Run the command again.",
+        });
+      s.secrets.release.policy = m;
+    });
+  });
+  return { mac };
 }
 
 async function identities(): Promise<string[]> {
@@ -288,6 +316,8 @@ async function call(c: VaultCall): Promise<unknown> {
       return write(c.body.write as WriteOp);
     case "policy-mark":
       return markPolicy(c.body.mac);
+    case "policy-write":
+      return writePolicy(c.body.policy);
   }
 }
 

@@ -151,6 +151,17 @@ describe("agent: start, clients through it, lock, unlock, stop", { timeout: 180_
       const t = await s.cli(["account", "get-access-token"]);
       assert.equal(t.code, 1);
       assert.match(t.stderr, /azkeep login/);
+      // The write went through the release gate: `--policy open` allowed it, and logged it.
+      const log = await s.cli(["agent", "log"]);
+      assert.equal(log.code, 0, log.stderr);
+      const recs = JSON.parse(log.stdout) as {
+        decision: string;
+        rule: string;
+        request: { write?: string };
+      }[];
+      const w = recs.find((x) => x.request.write === "signout");
+      assert.equal(w?.decision, "allow");
+      assert.equal(w?.rule, "open");
     } finally {
       await s.cli(["agent", "start", "--no-agent-only"]);
       await s.cli(["agent", "stop"]);

@@ -13,7 +13,7 @@ import { BIN } from "../helpers/cli.js";
 import { runProcess } from "../helpers/process.js";
 import { hasCommand } from "../helpers/require-tool.js";
 import { startTmux, type Tmux } from "../helpers/tmux.js";
-import { SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
+import { DEV_SUB, SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
 import { agentStatus, killAgent, waitFor, type Status } from "./helpers.js";
 
 const tools = ["tmux", "pinentry-tty"].filter((t) => !hasCommand(t));
@@ -25,9 +25,19 @@ interface Rec {
   time: string;
   decision: string;
   rule: string;
+  reason?: string;
   caller: { pid: number; exe?: string; argv?: string[]; tty?: string };
-  request: { resource?: string };
+  request: {
+    resource?: string;
+    kind?: string;
+    op?: string;
+    write?: string;
+    change?: string;
+    rule?: { name: string };
+  };
 }
+
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 
 describe("release policy: who asks, the person confirms, the log", { timeout: 240_000, skip }, () => {
   let s: SignedIn;
@@ -301,7 +311,11 @@ describe("release policy: who asks, the person confirms, the log", { timeout: 24
     assert.equal(r2.code, 1);
     assert.match(r2.stderr, /has no terminal/);
     assert.equal((await log()).pop()?.rule, "no-terminal");
-    assert.equal((await s.secrets()).release?.policy, undefined, "confirming clears the sealed mark");
+    assert.equal(
+      (await s.secrets()).release?.policy,
+      "none",
+      "confirming seals 'no policy file' (an older file put back later is refused)",
+    );
     tmux.clear(promptPane.target);
     const after = await ask();
     assert.match(after.stderr, /has no terminal/);
@@ -310,6 +324,185 @@ describe("release policy: who asks, the person confirms, the log", { timeout: 24
       /Return to the defaults/,
       "asked again after the defaults were confirmed",
     );
+  });
+
+  /** `account get-access-token` from a process with no terminal (its own session), as a cron job. */
+  const background = (args = ["account", "get-access-token"]) =>
+    runProcess(process.execPath, [BIN, ...args], { env: s.env, timeoutMs: 30_000 });
+  const policyFile = () => join(s.env.AZKEEP_CONFIG_DIR!, "policy.json");
+  const policyAsked = /change the azkeep agent's release policy[\s\S]*\[ad\]\?/;
+  let v1 = "";
+
+  it("agent policy add → pinentry shows the rule and who asks → Allow → the rule decides: a caller with no terminal now gets a token", async () => {
+    const denied = await background();
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /has no terminal/);
+    const p = shellPane();
+    tmux.clear(promptPane.target);
+    const done = startInPane(
+      p,
+      `${azkeep} agent policy add --name node-background --action allow --exe ${process.execPath} --terminal false --audience https://management.azure.com/.default`,
+    );
+    const screen = await tmux.waitFor(promptPane.target, policyAsked, 20_000);
+    assert.match(screen, /add rule 'node-background' \(last\):/);
+    assert.match(
+      screen,
+      new RegExp(
+        `allow tokens for https://management\\.azure\\.com to: executable ${esc(process.execPath)}, with no terminal, without asking`,
+      ),
+    );
+    const who = new RegExp(
+      `Asked by:\\s+pid (\\d+) ${esc(process.execPath)} ${esc(BIN)} agent policy add --name node-background`,
+    );
+    const m = who.exec(screen);
+    assert.ok(m, `the prompt names who asks:\n${screen}`);
+    assert.match(screen, new RegExp(`terminal: ${esc(p.tty)}`));
+    tmux.type(promptPane.target, "a");
+    const r = await done();
+    assert.equal(r.code, 0, r.stderr);
+    const view = JSON.parse(r.stdout) as { source: string; rules: { name: string }[]; changed: string };
+    assert.equal(view.source, "file");
+    assert.deepEqual(
+      view.rules.map((x) => x.name),
+      ["node-background"],
+    );
+    v1 = readFileSync(policyFile(), "utf8");
+    const mac = (JSON.parse(v1) as { mac: string }).mac;
+    assert.equal((await s.secrets()).release?.policy, mac, "the new policy's MAC is the sealed mark");
+
+    const got = await background(["account", "get-access-token", "--query", "accessToken", "-o", "tsv"]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.match(got.stdout, /^ey/);
+    const recs = await log();
+    const change = recs.find((x) => x.caller.pid === Number(m[1]));
+    assert.equal(change?.decision, "allow");
+    assert.equal(change?.rule, "policy-change (confirmed)");
+    assert.equal(change?.request.op, "policy add");
+    assert.match(change?.request.change ?? "", /^add rule 'node-background' \(last\):\n {2}allow tokens/);
+    assert.equal(change?.request.rule?.name, "node-background");
+    assert.equal(recs[recs.length - 1]?.rule, "node-background");
+    assert.equal(recs[recs.length - 1]?.decision, "allow");
+  });
+
+  it("agent policy remove → Deny: nothing changes, one ERROR line, exit 1, a deny record", async () => {
+    const p = shellPane();
+    tmux.clear(promptPane.target);
+    const done = startInPane(p, `${azkeep} agent policy remove node-background`);
+    const screen = await tmux.waitFor(promptPane.target, policyAsked, 20_000);
+    assert.match(
+      screen,
+      /remove rule 'node-background', which says:\s+allow tokens for https:\/\/management\.azure\.com/,
+    );
+    tmux.type(promptPane.target, "d");
+    const r = await done();
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, "");
+    const errors = r.stderr.split("\n").filter((l) => l.startsWith("ERROR:"));
+    assert.deepEqual(errors, ["ERROR: The release policy was not changed: you denied it."], r.stderr);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+    assert.equal(readFileSync(policyFile(), "utf8"), v1, "policy.json is unchanged");
+    const last = (await log()).pop();
+    assert.equal(last?.decision, "deny");
+    assert.equal(last?.rule, "policy-change (denied)");
+    assert.equal(last?.request.op, "policy remove");
+    assert.equal((await background()).code, 0, "the rule still decides");
+  });
+
+  it("a policy.json rolled back to an older copy azkeep wrote → refused as tampered, nothing released; `policy reset` (confirmed) is the way back", async () => {
+    const p = shellPane();
+    tmux.clear(promptPane.target);
+    const done = startInPane(p, `${azkeep} agent policy remove node-background`);
+    await tmux.waitFor(promptPane.target, policyAsked, 20_000);
+    tmux.type(promptPane.target, "a");
+    assert.equal((await done()).code, 0);
+    assert.match((await background()).stderr, /has no terminal/, "the rule is gone");
+
+    // A same-uid program puts back the copy that let background callers have tokens.
+    writeFileSync(policyFile(), v1);
+    const r = await background();
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, "");
+    assert.match(
+      r.stderr,
+      /^ERROR: The agent's release policy is not trusted: .*policy\.json is not the policy azkeep wrote last .*an older copy was put back.*Nothing is released until it is restored: .*azkeep agent policy reset/m,
+    );
+    const last = (await log()).pop();
+    assert.equal(last?.rule, "policy-tampered");
+    assert.match(last?.reason ?? "", /policy\.json is not the policy azkeep wrote last/);
+    const show = await s.cli(["agent", "policy", "show"]);
+    assert.equal(show.code, 1);
+    assert.match(show.stderr, /^ERROR: .*not the policy azkeep wrote last/m);
+    // No rule is added on top of a policy that is not trusted (and nobody is asked).
+    const add = await background([
+      "agent",
+      "policy",
+      "add",
+      "--name",
+      "x",
+      "--action",
+      "deny",
+      "--kind",
+      "write",
+    ]);
+    assert.equal(add.code, 1);
+    assert.match(
+      add.stderr,
+      /^ERROR: The agent's release policy is not trusted .*Run `azkeep agent policy reset`/m,
+    );
+
+    tmux.clear(promptPane.target);
+    const reset = startInPane(p, `${azkeep} agent policy reset`);
+    const screen = await tmux.waitFor(promptPane.target, policyAsked, 20_000);
+    assert.match(screen, /reset to the defaults, replacing the policy in force/);
+    assert.match(screen, /The policy in force is not trusted/);
+    tmux.type(promptPane.target, "a");
+    const rr = await reset();
+    assert.equal(rr.code, 0, rr.stderr);
+    assert.deepEqual((JSON.parse(rr.stdout) as { rules: unknown[] }).rules, []);
+    assert.match((await background()).stderr, /has no terminal/, "the defaults decide again");
+    const shown = await s.cli(["agent", "policy", "show", "-o", "table"]);
+    assert.equal(shown.code, 0, shown.stderr);
+  });
+
+  it("store writes go through the policy: logout over the socket from a program with no terminal → denied, a deny record; from a terminal → confirmed", async () => {
+    tmux.clear(promptPane.target);
+    const raw = await runProcess(
+      process.execPath,
+      [
+        "-e",
+        `const s=require("net").connect(process.argv[1]);let b="";s.on("data",d=>b+=d);s.on("close",()=>process.stdout.write(b));` +
+          `s.write(JSON.stringify({id:1,op:"hello",version:${PROTOCOL_VERSION}})+"\\n"+JSON.stringify({id:2,op:"write",write:{kind:"signout"}})+"\\n");setTimeout(()=>s.end(),3000);`,
+        st!.socket,
+      ],
+      { env: s.env, timeoutMs: 30_000 },
+    );
+    assert.match(raw.stdout, /"id":2,"ok":false,"error":\{"code":"denied"/);
+    let last = (await log()).pop();
+    assert.equal(last?.decision, "deny");
+    assert.equal(last?.rule, "no-terminal");
+    assert.equal(last?.request.write, "signout");
+    assert.ok(last?.caller.argv?.includes("-e"), "the raw socket client is logged");
+    const cli = await background(["logout"]);
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, /^ERROR: .* has no terminal .*changes the token store for such callers/m);
+    assert.ok((await s.secrets()).refreshTokens.length > 0, "still signed in");
+    assert.doesNotMatch(promptScreen(), /\[ad\]\?/, "a background caller caused a prompt");
+
+    // From a terminal session not approved yet: the person is asked, as for a token.
+    const p = shellPane();
+    const done = startInPane(p, `${azkeep} account set --subscription ${DEV_SUB}`);
+    const screen = await tmux.waitFor(promptPane.target, /\[ad\]\?/, 20_000);
+    assert.match(
+      screen,
+      new RegExp(`A program asks the azkeep agent\\s+to make subscription ${DEV_SUB} the default:`),
+    );
+    tmux.type(promptPane.target, "a");
+    const r = await done();
+    assert.equal(r.code, 0, r.stderr);
+    last = (await log()).pop();
+    assert.equal(last?.decision, "allow");
+    assert.equal(last?.rule, "confirm-terminal (confirmed)");
+    assert.equal(last?.request.write, "set-default");
   });
 
   it("refusals while locked are chained into the log at the next unlock, with their time and caller", async () => {

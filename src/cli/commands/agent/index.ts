@@ -1,4 +1,5 @@
 import type { RegisterGroup } from "../../command.js";
+import { registerPolicy } from "./policy/index.js";
 
 export const register: RegisterGroup = (program, lazy) => {
   const group = program
@@ -56,7 +57,9 @@ export const register: RegisterGroup = (program, lazy) => {
     .action(lazy(() => import("./lock.js")));
   group
     .command("log")
-    .description("the release log: every token and profile release and refusal, MAC-chained (docs/policy.md)")
+    .description(
+      "the release log: every release and refusal, store write and policy change, MAC-chained (docs/policy.md)",
+    )
     .option("--since <when>", "only records of the last DURATION (30m, 2h, 1d) or since a date")
     .option("--caller <who>", "only records of this executable (path or name) or pid")
     .addHelpText(
@@ -78,4 +81,5 @@ export const register: RegisterGroup = (program, lazy) => {
       "unlock the agent (with the passphrase provider: asks for the passphrase through pinentry, else on the terminal)",
     )
     .action(lazy(() => import("./unlock.js")));
+  registerPolicy(group, lazy);
 };
