@@ -19,6 +19,8 @@ export interface ProviderContractOptions {
   /** Where the provider must not leave the key (the config folder), unless it is insecure-file. */
   configDir?: string;
   keyMayBeOnDisk?: boolean;
+  /** The provider keeps the store's generation beside the key (keyring, keyutils). */
+  generation?: boolean;
 }
 
 function recordOf(
@@ -156,6 +158,42 @@ export function providerContract(
       const p = await make();
       assert.match(p.describe(), /key/);
     });
+
+    if (opts.generation) {
+      it("keeps the store's generation beside the key: one read gives both, the key unchanged", async () => {
+        const p = await make();
+        assert.ok(
+          p.readKey !== undefined && p.setGeneration !== undefined,
+          `${p.name} must keep a generation`,
+        );
+        const kid = randomBytes(16);
+        const created = await p.createKey(kid, "first");
+        const rec = recordOf(p, kid, created.key);
+        try {
+          // A key made before azkeep kept generations (or just now): no generation yet.
+          const first = await p.readKey(rec, check(rec));
+          assert.deepEqual(Buffer.from(first!.key), Buffer.from(created.key));
+          assert.equal(first!.generation, undefined);
+          for (const g of [1, 7, 2 ** 40]) {
+            await p.setGeneration(rec, created.key, g);
+            const fresh = await make();
+            const got = await fresh.readKey!(rec, check(rec));
+            assert.deepEqual(Buffer.from(got!.key), Buffer.from(created.key), "the key is unchanged");
+            assert.equal(got!.generation, g);
+            // getKey still gives the 32-byte key alone.
+            assert.deepEqual(Buffer.from((await fresh.getKey(rec, check(rec)))!), Buffer.from(created.key));
+          }
+        } finally {
+          await p.deleteKey(rec);
+        }
+        assert.equal(await (await make()).readKey!(rec, check(rec)), undefined, "deleted with its key");
+      });
+    } else {
+      it("keeps no generation outside the folder (no place for one): readKey/setGeneration absent", async () => {
+        const p = await make();
+        assert.equal("setGeneration" in p, false);
+      });
+    }
   });
 }
 
