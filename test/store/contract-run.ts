@@ -48,6 +48,7 @@ storeContract(
   {
     configDir: tmp.dir,
     provider: name,
+    generation: true,
   },
 );
 

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { AzkeepError } from "../../src/core/errors.js";
@@ -245,6 +245,8 @@ export interface StoreContractOptions {
   /** Folder to search for secrets after writes (file stores). */
   configDir?: string;
   provider: string;
+  /** Whether an older tokens.sealed put back must be refused (the provider keeps a generation). */
+  generation?: boolean;
 }
 
 export function storeContract(
@@ -349,5 +351,54 @@ export function storeContract(
       const st = await s.status();
       assert.equal(st.provider, opts.provider);
     });
+
+    if (opts.configDir && opts.generation !== undefined) {
+      it(
+        opts.generation
+          ? "an older tokens.sealed + profile.json put back is refused (store_tampered), left as it is"
+          : "an older tokens.sealed + profile.json put back opens (no place for a generation outside the folder)",
+        async () => {
+          const s = await make();
+          await s.update((st) => void st.secrets.accessTokens.push(accessToken("before-logout", 41)));
+          const sealed = join(opts.configDir!, "tokens.sealed");
+          const profile = join(opts.configDir!, "profile.json");
+          const old = { sealed: readFileSync(sealed), profile: readFileSync(profile) };
+          await s.update((st) => {
+            st.secrets.accessTokens = st.secrets.accessTokens.filter((a) => a.secret !== "before-logout");
+          });
+          writeFileSync(sealed, old.sealed);
+          writeFileSync(profile, old.profile);
+          for (const reader of [s, await make()]) {
+            if (opts.generation)
+              await assert.rejects(reader.readSecrets(), (e: AzkeepError) => {
+                assert.equal(e.code, "store_tampered");
+                assert.match(e.message, /older than the last token store azkeep wrote/);
+                assert.match(e.hint ?? "", /azkeep store repair --accept-rollback/);
+                return true;
+              });
+            else
+              assert.ok((await reader.readSecrets()).accessTokens.some((a) => a.secret === "before-logout"));
+          }
+          assert.deepEqual(readFileSync(sealed), old.sealed, "left as it is");
+          if (opts.generation) {
+            await assert.rejects(
+              s.update(() => {}),
+              (e: AzkeepError) => e.code === "store_tampered",
+              "nothing is written over it",
+            );
+            assert.deepEqual(readFileSync(sealed), old.sealed);
+          }
+          // Tidy for the next case: a write by azkeep on a store that opens.
+          writeFileSync(sealed, old.sealed);
+          if (opts.generation) {
+            const fs = s as Store & { repair?(o: { acceptRollback: boolean }): Promise<unknown> };
+            await fs.repair?.({ acceptRollback: true });
+            assert.ok(
+              (await (await make()).readSecrets()).accessTokens.some((a) => a.secret === "before-logout"),
+            );
+          }
+        },
+      );
+    }
   });
 }
