@@ -36,6 +36,7 @@ import {
   cloudLookup,
   sameJson,
   digest,
+  mirrorCovers,
   protectedConfig,
   tamperedError,
   verifyConfig,
@@ -495,7 +496,8 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
           ) as unknown as AzkeepConfig,
           onDisk,
           sealed: true,
-          upgrade: false,
+          // Sealed before a part of config.json was protected: seal it now (once).
+          upgrade: !mirrorCovers(m),
         };
       }
     }
@@ -745,6 +747,8 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
         const mirrorStale =
           !draft.secrets.mirror ||
           canonical(draft.secrets.mirror.profile) !== canonical(draft.profile) ||
+          canonical(draft.secrets.mirror.config) !==
+            canonical(protectedConfig(st.config as unknown as Record<string, unknown>)) ||
           draft.secrets.refreshTokens.some((r) => !r.bound) ||
           draft.secrets.servicePrincipals.some((p) => !p.bound);
         const empty =
@@ -781,7 +785,10 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
             const beforeView = canonical(protectedConfig(draft));
             const result = await change(draft);
             draft.version = 1;
-            if (st.sealed && canonical(protectedConfig(draft)) !== beforeView) {
+            const view = canonical(protectedConfig(draft));
+            // Also when the mirror lags the file (agent-only mode turned on in the file first).
+            const lagging = st.secrets.mirror !== undefined && canonical(st.secrets.mirror.config) !== view;
+            if (st.sealed && (view !== beforeView || lagging)) {
               // Sealed first: a crash before config.json is renamed leaves the old file, whose
               // digest the mirror keeps as `previous`. Never makes a key here (config.lock is ours).
               const record = onDisk.store?.key;
