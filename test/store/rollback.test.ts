@@ -33,9 +33,11 @@ async function attackerCopies(from: string[], toDir: string): Promise<void> {
   assert.equal(r.code, 0, r.stderr);
 }
 
+/** The store's files (the agent's release log, which records each request, aside). */
 function snapshot(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const f of readdirSync(dir).sort()) out[f] = readFileSync(join(dir, f)).toString("base64");
+  for (const f of readdirSync(dir).sort())
+    if (!f.startsWith("release.log")) out[f] = readFileSync(join(dir, f)).toString("base64");
   return out;
 }
 
@@ -51,7 +53,7 @@ describe(
     before(async () => (emu = await emulator({ https: true })));
     after(async () => emu?.close());
 
-    async function machine(t: TestContext, provider: "keyring" | "keyutils", wrap: Wrap) {
+    async function machine(t: TestContext, provider: "keyring" | "keyutils" | "insecure-file", wrap: Wrap) {
       const h = freshHome(`azkeep-rollback-${provider}-`, { AZKEEP_STORE_PROVIDER: provider });
       t.after(() => h[Symbol.dispose]());
       const env = { ...emu.env, ...h.env };
@@ -146,6 +148,41 @@ describe(
       assert.equal(moved.code, 0, moved.stderr);
       await m.login();
       assert.match(await m.token(), /^ey/);
+    });
+
+    it("insecure-file: no place outside the folder — a running agent refuses the old copy; a new process cannot tell", async (t) => {
+      const m = await machine(t, "insecure-file", (argv) => argv);
+      const started = JSON.parse((await m.ok(["agent", "start", "--policy", "open"])).stdout) as {
+        pid: number;
+        vaultPid?: number;
+      };
+      t.after(() => {
+        for (const pid of [started.pid, started.vaultPid])
+          try {
+            if (pid) process.kill(pid, "SIGKILL");
+          } catch {
+            /* gone */
+          }
+      });
+      assert.match(await m.token(), /^ey/);
+      await m.takeCopies();
+      await m.ok(["logout"]); // through the agent: its vault seals the newer generation
+      await m.putBack();
+      const before = snapshot(m.dir);
+      const r = await m.azkeep(["account", "get-access-token"]);
+      assertOneError(
+        r,
+        /^ERROR: .*tokens\.sealed is older than the last token store azkeep wrote \(generation \d+; this process, the azkeep agent, opened \d+ before\)/,
+      );
+      assert.match(r.stderr, /azkeep agent stop && azkeep agent start/);
+      assert.deepEqual(snapshot(m.dir), before, "nothing written");
+      // The documented limit: a process that did not see the newer file opens the old copy.
+      const direct = await run([process.execPath, BIN, "account", "get-access-token", "-o", "none"], {
+        env: { ...emu.env, ...m.h.env, AZKEEP_AGENT: "off" },
+        timeoutMs: 60_000,
+      });
+      assert.equal(direct.code, 0, direct.stderr);
+      await m.ok(["agent", "stop"]);
     });
 
     it("keyutils: a key that holds no generation yet (an older azkeep) opens silently and gets one", async (t) => {

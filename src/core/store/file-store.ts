@@ -247,39 +247,50 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
   /**
    * Refuses a tokens.sealed older than the generation its key provider recorded: an earlier
    * copy put back (with profile.json) by a program that could read the folder but not the key
-   * would otherwise undo a `logout`. Providers without a place outside the folder: no check.
+   * would otherwise undo a `logout`. Providers with no place outside the folder (passphrase,
+   * insecure-file): only what this process saw — the agent's vault, which lives for hours,
+   * refuses a file older than one it opened or wrote; a new process cannot tell.
    */
   async function checkRollback(record: KeyRecord, raw: Buffer, secrets: Secrets): Promise<void> {
-    const p = await provider(record.provider);
-    if (!p.readKey || !p.setGeneration) return;
     if (checkedSealed?.equals(raw)) return;
+    const p = await provider(record.provider);
+    const kept = p.readKey !== undefined && p.setGeneration !== undefined;
     let c = counters.get(record.keyId);
-    if (!c?.fresh) {
+    if (kept && !c?.fresh) {
       // The key was cached by an earlier open (a long-lived process: the agent's vault, or a
       // write re-reading a file that changed): ask the provider again, once per new file.
-      const got = await p.readKey(record, (k) => keyCheckValue(k) === record.keyCheck);
+      const got = await p.readKey!(record, (k) => keyCheckValue(k) === record.keyCheck);
       noteCounter(record.keyId, got?.generation ?? null, true);
       c = counters.get(record.keyId);
     }
     if (c) c.fresh = false;
     const sealedGen = secrets.generation ?? 0;
-    const known = Math.max(c?.value ?? 0, highest.get(record.keyId) ?? 0);
-    counterMissing = c?.value === null || c?.value === undefined;
-    if (sealedGen < known && !acceptRollback)
+    const seen = highest.get(record.keyId) ?? 0;
+    const known = Math.max(c?.value ?? 0, seen);
+    counterMissing = kept && (c?.value === null || c?.value === undefined);
+    if (sealedGen < known && !acceptRollback) {
+      const byProvider = (c?.value ?? 0) >= seen && kept;
       throw new AzkeepError(
         "store_tampered",
-        `${sealedPath} is older than the last token store azkeep wrote (generation ${sealedGen}; the ${record.provider} key provider recorded ${known}): an earlier copy of tokens.sealed and profile.json was put back, which would undo sign-ins and logouts made since. azkeep did not use it and changed nothing.`,
+        `${sealedPath} is older than the last token store azkeep wrote (generation ${sealedGen}; ` +
+          (byProvider
+            ? `the ${record.provider} key provider recorded ${known}`
+            : `this process${ctx.env.AZKEEP_AGENT_VAULT === "1" ? ", the azkeep agent," : ""} opened ${known} before`) +
+          "): an earlier copy of tokens.sealed and profile.json was put back, which would undo sign-ins and logouts made since. azkeep did not use it and changed nothing.",
         {
           hint:
-            `If you put it back on purpose (a backup), run \`azkeep store repair --accept-rollback\` to use it. ` +
+            (byProvider
+              ? "If you put it back on purpose (a backup), run `azkeep store repair --accept-rollback` to use it. "
+              : "If you put it back on purpose (a backup), restart the agent (`azkeep agent stop && azkeep agent start`) to use it. ") +
             `Otherwise move both files aside (\`mv ${shq(sealedPath)} ${shq(sealedPath + ".rollback")} && mv ${shq(profilePath)} ${shq(profilePath + ".rollback")}\`) and sign in again with \`azkeep login\`.`,
           details: { file: sealedPath, generation: sealedGen, recorded: known, provider: record.provider },
         },
       );
+    }
     if (sealedGen < known) rolledBack = { generation: sealedGen, counter: known };
     if (counterMissing) missingFor = { record, generation: sealedGen };
     checkedSealed = raw;
-    highest.set(record.keyId, Math.max(highest.get(record.keyId) ?? 0, sealedGen));
+    highest.set(record.keyId, Math.max(seen, sealedGen));
   }
 
   /**
@@ -308,9 +319,17 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
     }
   }
 
-  /** The generation the next seal under `keyId` gets: above everything sealed or recorded. */
+  /**
+   * The generation the next seal under `keyId` gets: above everything sealed or recorded, and
+   * never below the clock (ms) — so a store started afresh (the file deleted or set aside as
+   * damaged, then a sign-in) is newer than every file before it, even to a process that knew
+   * a high generation (the agent) and a provider that keeps none.
+   */
   function nextGeneration(keyId: string, sealed: number | undefined): number {
-    return Math.max(sealed ?? 0, counters.get(keyId)?.value ?? 0, highest.get(keyId) ?? 0) + 1;
+    return Math.max(
+      Math.max(sealed ?? 0, counters.get(keyId)?.value ?? 0, highest.get(keyId) ?? 0) + 1,
+      Math.floor(ctx.clock.now()),
+    );
   }
 
   /**
