@@ -4,18 +4,23 @@
  * agent-only mode (no process but the agent unseals the store).
  */
 import assert from "node:assert/strict";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runProcess } from "../helpers/process.js";
 import { ALICE, DEV_SUB, PROD_SUB, SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
 import { agentStatus, alive, killAgent, startAgent, waitFor, type Status } from "./helpers.js";
 
-function setMode(s: SignedIn, mode: "agent-only" | "direct"): void {
-  const file = join(s.env.AZKEEP_CONFIG_DIR!, "config.json");
-  const c = JSON.parse(readFileSync(file, "utf8")) as { store?: Record<string, unknown> };
-  c.store = { ...c.store, mode };
-  writeFileSync(file, JSON.stringify(c));
+/** Through azkeep's own writer: config.json's `store.mode` is sealed, an outside edit turning it off is refused. */
+async function setMode(s: SignedIn, mode: "agent-only" | "direct"): Promise<void> {
+  const r = await s.cli([
+    "agent",
+    "start",
+    "--policy",
+    "open",
+    mode === "agent-only" ? "--agent-only" : "--no-agent-only",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
 }
 
 describe("agent: start, clients through it, lock, unlock, stop", { timeout: 180_000 }, () => {
@@ -63,7 +68,7 @@ describe("agent: start, clients through it, lock, unlock, stop", { timeout: 180_
   });
 
   it("agent-only mode: fast lane, frame, shim and rest answer through the agent only", async () => {
-    setMode(s, "agent-only");
+    await setMode(s, "agent-only");
     try {
       const direct = await s.cli(["account", "get-access-token"], { env: { AZKEEP_AGENT: "off" } });
       assert.equal(direct.code, 1);
@@ -105,7 +110,7 @@ describe("agent: start, clients through it, lock, unlock, stop", { timeout: 180_
       const shown = await s.cli(["account", "show", "--query", "id", "-o", "tsv"]);
       assert.equal(shown.stdout.trim(), other.id);
     } finally {
-      setMode(s, "direct");
+      await setMode(s, "direct");
     }
   });
 

@@ -36,9 +36,10 @@ const options: StoreOptions = {
 const pctx = () => ({ ctx: tmp.ctx(process.env), configDir: tmp.dir, options });
 const label = backend ? `${name} (${backend})` : name;
 
-if (name === "keyring") providerContract(label, () => createKeyringProvider(pctx()), { configDir: tmp.dir });
+if (name === "keyring")
+  providerContract(label, () => createKeyringProvider(pctx()), { configDir: tmp.dir, generation: true });
 else if (name === "keyutils")
-  providerContract(label, () => createKeyutilsProvider(pctx()), { configDir: tmp.dir });
+  providerContract(label, () => createKeyutilsProvider(pctx()), { configDir: tmp.dir, generation: true });
 else throw new Error(`contract-run: unknown provider ${name}`);
 
 storeContract(
@@ -47,6 +48,7 @@ storeContract(
   {
     configDir: tmp.dir,
     provider: name,
+    generation: true,
   },
 );
 

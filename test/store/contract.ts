@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { AzkeepError } from "../../src/core/errors.js";
@@ -19,6 +19,8 @@ export interface ProviderContractOptions {
   /** Where the provider must not leave the key (the config folder), unless it is insecure-file. */
   configDir?: string;
   keyMayBeOnDisk?: boolean;
+  /** The provider keeps the store's generation beside the key (keyring, keyutils). */
+  generation?: boolean;
 }
 
 function recordOf(
@@ -156,6 +158,42 @@ export function providerContract(
       const p = await make();
       assert.match(p.describe(), /key/);
     });
+
+    if (opts.generation) {
+      it("keeps the store's generation beside the key: one read gives both, the key unchanged", async () => {
+        const p = await make();
+        assert.ok(
+          p.readKey !== undefined && p.setGeneration !== undefined,
+          `${p.name} must keep a generation`,
+        );
+        const kid = randomBytes(16);
+        const created = await p.createKey(kid, "first");
+        const rec = recordOf(p, kid, created.key);
+        try {
+          // A key made before azkeep kept generations (or just now): no generation yet.
+          const first = await p.readKey(rec, check(rec));
+          assert.deepEqual(Buffer.from(first!.key), Buffer.from(created.key));
+          assert.equal(first!.generation, undefined);
+          for (const g of [1, 7, 2 ** 40]) {
+            await p.setGeneration(rec, created.key, g);
+            const fresh = await make();
+            const got = await fresh.readKey!(rec, check(rec));
+            assert.deepEqual(Buffer.from(got!.key), Buffer.from(created.key), "the key is unchanged");
+            assert.equal(got!.generation, g);
+            // getKey still gives the 32-byte key alone.
+            assert.deepEqual(Buffer.from((await fresh.getKey(rec, check(rec)))!), Buffer.from(created.key));
+          }
+        } finally {
+          await p.deleteKey(rec);
+        }
+        assert.equal(await (await make()).readKey!(rec, check(rec)), undefined, "deleted with its key");
+      });
+    } else {
+      it("keeps no generation outside the folder (no place for one): readKey/setGeneration absent", async () => {
+        const p = await make();
+        assert.equal("setGeneration" in p, false);
+      });
+    }
   });
 }
 
@@ -207,6 +245,8 @@ export interface StoreContractOptions {
   /** Folder to search for secrets after writes (file stores). */
   configDir?: string;
   provider: string;
+  /** Whether an older tokens.sealed put back must be refused (the provider keeps a generation). */
+  generation?: boolean;
 }
 
 export function storeContract(
@@ -311,5 +351,61 @@ export function storeContract(
       const st = await s.status();
       assert.equal(st.provider, opts.provider);
     });
+
+    if (opts.configDir && opts.generation !== undefined) {
+      it(
+        opts.generation
+          ? "an older tokens.sealed + profile.json put back is refused (store_tampered), left as it is"
+          : "an older tokens.sealed + profile.json put back opens (no place for a generation outside the folder)",
+        async () => {
+          const s = await make();
+          await s.update((st) => void st.secrets.accessTokens.push(accessToken("before-logout", 41)));
+          const sealed = join(opts.configDir!, "tokens.sealed");
+          const profile = join(opts.configDir!, "profile.json");
+          const old = { sealed: readFileSync(sealed), profile: readFileSync(profile) };
+          await s.update((st) => {
+            st.secrets.accessTokens = st.secrets.accessTokens.filter((a) => a.secret !== "before-logout");
+          });
+          writeFileSync(sealed, old.sealed);
+          writeFileSync(profile, old.profile);
+          for (const reader of [s, await make()]) {
+            // Without a place outside the folder only a process that saw the newer file can
+            // tell (a long-lived one: the agent's vault); a new process opens the old copy.
+            if (opts.generation || reader === s)
+              await assert.rejects(reader.readSecrets(), (e: AzkeepError) => {
+                assert.equal(e.code, "store_tampered");
+                assert.match(e.message, /older than the last token store azkeep wrote/);
+                assert.match(
+                  e.hint ?? "",
+                  opts.generation
+                    ? /azkeep store repair --accept-rollback/
+                    : /azkeep agent stop && azkeep agent start/,
+                );
+                return true;
+              });
+            else
+              assert.ok((await reader.readSecrets()).accessTokens.some((a) => a.secret === "before-logout"));
+          }
+          assert.deepEqual(readFileSync(sealed), old.sealed, "left as it is");
+          if (opts.generation) {
+            await assert.rejects(
+              s.update(() => {}),
+              (e: AzkeepError) => e.code === "store_tampered",
+              "nothing is written over it",
+            );
+            assert.deepEqual(readFileSync(sealed), old.sealed);
+          }
+          // Tidy for the next case: a write by azkeep on a store that opens.
+          writeFileSync(sealed, old.sealed);
+          if (opts.generation) {
+            const fs = s as Store & { repair?(o: { acceptRollback: boolean }): Promise<unknown> };
+            await fs.repair?.({ acceptRollback: true });
+            assert.ok(
+              (await (await make()).readSecrets()).accessTokens.some((a) => a.secret === "before-logout"),
+            );
+          }
+        },
+      );
+    }
   });
 }

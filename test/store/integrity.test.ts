@@ -348,6 +348,76 @@ describe(
       }
     });
 
+    it("an outside edit of store.mode (agent-only mode turned off) or agent.* is named (store_tampered), not obeyed", async () => {
+      const s = await setup("sp");
+      const pids: number[] = [];
+      // azkeep's own writer: `agent start` seals the settings; the agent is stopped at once.
+      const agentStart = async (flag: string) => {
+        const r = await s.ok(["agent", "start", flag, "--policy", "open"]);
+        const st = JSON.parse(r.stdout) as { pid?: number; vaultPid?: number };
+        for (const pid of [st.pid, st.vaultPid]) if (pid) pids.push(pid);
+        await s.ok(["agent", "stop"]);
+        await gone(pids);
+      };
+      try {
+        await agentStart("--agent-only");
+        const on = await s.cli(["account", "get-access-token"]);
+        assert.equal(on.code, 1);
+        assert.match(on.stderr, /^ERROR: The token store is in agent-only mode and no azkeep agent runs\./);
+        captured.length = 0;
+        const sealedBefore = readFileSync(s.files.sealed);
+        const folderBefore = listFolder(s.files.dir);
+        for (const edit of [`j.store.mode = "direct";`, `delete j.store.mode;`]) {
+          s.restore();
+          await attackerEdits(s.files.config, edit);
+          const tokens = await emu.control.countRequests({ endpoint: "token" });
+          for (const args of [
+            ["account", "get-access-token", "--scope", GRAPH],
+            ["account", "show"],
+          ]) {
+            const r = await s.cli(args);
+            await assertRefused(
+              r,
+              sealedBefore,
+              folderBefore,
+              s,
+              tokens,
+              /^ERROR: config\.json was changed outside azkeep \(agent-only mode turned off\); azkeep does not use it and sent nothing\.$/,
+            );
+            assert.match(r.stderr, /azkeep store repair.*azkeep agent start --agent-only/);
+          }
+        }
+        // `store repair` puts the sealed mode back: agent-only again.
+        const repair = await s.ok(["store", "repair"]);
+        assert.match(repair.stdout, /config\.json/);
+        assert.equal(
+          (JSON.parse(readFileSync(s.files.config, "utf8")) as { store: { mode?: string } }).store.mode,
+          "agent-only",
+        );
+        // The person turns it off with azkeep (it opens the store: the passphrase is at hand).
+        await agentStart("--no-agent-only");
+        await s.ok(["account", "get-access-token"]);
+        // agent.*: an auto-started agent kept unlocked longer by an outside edit is named too.
+        await attackerEdits(s.files.config, `j.agent = { ...j.agent, maxMs: 31536000000 };`);
+        const r = await s.cli(["account", "get-access-token"]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.equal(errorLines(r.stderr).length, 1, r.stderr);
+        assert.match(
+          r.stderr,
+          /^ERROR: config\.json was changed outside azkeep \(agent\.maxMs unset → 31536000000\)/,
+        );
+      } finally {
+        for (const pid of pids) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            /* gone */
+          }
+        }
+        s.h[Symbol.dispose]();
+      }
+    });
+
     it("a 0.1 store (no mirror, no bindings) is upgraded on first open; an inconsistent one refuses that credential", async () => {
       const s = await setup("alice");
       try {
@@ -433,6 +503,19 @@ describe(
 function decodeKey(file: Buffer): Buffer {
   const j = JSON.parse(file.toString("utf8")) as { keys: Record<string, string> };
   return Buffer.from(Object.values(j.keys)[0]!, "base64");
+}
+
+/** Waits (10 s at most) until every pid is gone. */
+async function gone(pids: number[]): Promise<void> {
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 200 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
 }
 
 function require0600Write(path: string, data: Buffer): void {

@@ -50,6 +50,7 @@ function tmp() {
   storeContract("insecure-file", () => createFileStore(s.ctx(env)), {
     configDir: s.dir,
     provider: "insecure-file",
+    generation: false,
   });
 }
 {
@@ -64,6 +65,7 @@ function tmp() {
   storeContract("passphrase", () => createFileStore(s.ctx({ ...env, AZKEEP_STORE_PROVIDER: "passphrase" })), {
     configDir: s.dir,
     provider: "passphrase",
+    generation: false,
   });
 }
 

@@ -26,6 +26,7 @@ import {
   moveAside,
   readPrivateFile,
   removeDebris,
+  shq,
   writeFileAtomic,
 } from "./files.js";
 import {
@@ -35,6 +36,7 @@ import {
   cloudLookup,
   sameJson,
   digest,
+  mirrorCovers,
   protectedConfig,
   tamperedError,
   verifyConfig,
@@ -154,8 +156,12 @@ export interface FileStore extends Store {
   migrate(to: ProviderName): Promise<{ from: ProviderName | undefined; to: ProviderName; keyId: string }>;
   /** The provider instance for a name (status, doctor). */
   provider(name: ProviderName): Promise<KeyProvider>;
-  /** `store repair`: finds the key again from the seal's header, rebuilds the account list. See `repair.ts`. */
-  repair(): Promise<RepairReport>;
+  /**
+   * `store repair`: finds the key again from the seal's header, rebuilds the account list. See
+   * `repair.ts`. `acceptRollback`: open a tokens.sealed older than its provider's recorded
+   * generation (a backup put back on purpose) and seal it as the newest.
+   */
+  repair(options?: { acceptRollback?: boolean }): Promise<RepairReport>;
 }
 
 export function createFileStore(ctx: Context, options: StoreOptions = {}): FileStore {
@@ -199,9 +205,158 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
     if (cached) return cached;
     const p = await provider(record.provider);
     warnIfInsecure(p);
-    const key = await p.getKey(record, (k) => keyCheckValue(k) === record.keyCheck);
+    const verify = (k: Uint8Array) => keyCheckValue(k) === record.keyCheck;
+    if (p.readKey) {
+      // The generation comes in the same read as the key (rollback detection, no extra call).
+      const got = await p.readKey(record, verify);
+      if (got) {
+        keys.set(record.keyId, got.key);
+        noteCounter(record.keyId, got.generation ?? null, true);
+      }
+      return got?.key;
+    }
+    const key = await p.getKey(record, verify);
     if (key) keys.set(record.keyId, key);
     return key;
+  }
+
+  // ---- Rollback detection (issue 8 item 8; `generation.ts`, docs/store.md "Rollback").
+  /**
+   * Per key id: the generation the provider holds (null: none kept yet), and whether that value
+   * was read from the provider by the current open (so the check needs no second read).
+   */
+  const counters = new Map<string, { value: number | null; fresh: boolean }>();
+  /** The highest generation this process has seen sealed or recorded, per key id. */
+  const highest = new Map<string, number>();
+  /** The sealed bytes last found not rolled back: the same bytes need no new provider read. */
+  let checkedSealed: Buffer | undefined;
+  /** A provider that keeps generations but holds none yet for this store (an upgrade). */
+  let counterMissing = false;
+  /** The store whose provider holds no generation yet (recorded once, under the lock). */
+  let missingFor: { record: KeyRecord; generation: number } | undefined;
+  /** `store repair --accept-rollback`: open an older store on purpose. */
+  let acceptRollback = false;
+  /** What `repair --accept-rollback` found: the sealed generation and the provider's. */
+  let rolledBack: { generation: number; counter: number } | undefined;
+
+  function noteCounter(keyId: string, value: number | null, fresh: boolean): void {
+    counters.set(keyId, { value, fresh });
+    if (value !== null) highest.set(keyId, Math.max(highest.get(keyId) ?? 0, value));
+  }
+
+  /**
+   * Refuses a tokens.sealed older than the generation its key provider recorded: an earlier
+   * copy put back (with profile.json) by a program that could read the folder but not the key
+   * would otherwise undo a `logout`. Providers with no place outside the folder (passphrase,
+   * insecure-file): only what this process saw — the agent's vault, which lives for hours,
+   * refuses a file older than one it opened or wrote; a new process cannot tell.
+   */
+  async function checkRollback(record: KeyRecord, raw: Buffer, secrets: Secrets): Promise<void> {
+    if (checkedSealed?.equals(raw)) return;
+    const p = await provider(record.provider);
+    const kept = p.readKey !== undefined && p.setGeneration !== undefined;
+    let c = counters.get(record.keyId);
+    if (kept && !c?.fresh) {
+      // The key was cached by an earlier open (a long-lived process: the agent's vault, or a
+      // write re-reading a file that changed): ask the provider again, once per new file.
+      const got = await p.readKey!(record, (k) => keyCheckValue(k) === record.keyCheck);
+      noteCounter(record.keyId, got?.generation ?? null, true);
+      c = counters.get(record.keyId);
+    }
+    if (c) c.fresh = false;
+    const sealedGen = secrets.generation ?? 0;
+    const seen = highest.get(record.keyId) ?? 0;
+    const known = Math.max(c?.value ?? 0, seen);
+    counterMissing = kept && (c?.value === null || c?.value === undefined);
+    if (sealedGen < known && !acceptRollback) {
+      const byProvider = (c?.value ?? 0) >= seen && kept;
+      throw new AzkeepError(
+        "store_tampered",
+        `${sealedPath} is older than the last token store azkeep wrote (generation ${sealedGen}; ` +
+          (byProvider
+            ? `the ${record.provider} key provider recorded ${known}`
+            : `this process${ctx.env.AZKEEP_AGENT_VAULT === "1" ? ", the azkeep agent," : ""} opened ${known} before`) +
+          "): an earlier copy of tokens.sealed and profile.json was put back, which would undo sign-ins and logouts made since. azkeep did not use it and changed nothing.",
+        {
+          hint:
+            (byProvider
+              ? "If you put it back on purpose (a backup), run `azkeep store repair --accept-rollback` to use it. "
+              : "If you put it back on purpose (a backup), restart the agent (`azkeep agent stop && azkeep agent start`) to use it. ") +
+            `Otherwise move both files aside (\`mv ${shq(sealedPath)} ${shq(sealedPath + ".rollback")} && mv ${shq(profilePath)} ${shq(profilePath + ".rollback")}\`) and sign in again with \`azkeep login\`.`,
+          details: { file: sealedPath, generation: sealedGen, recorded: known, provider: record.provider },
+        },
+      );
+    }
+    if (sealedGen < known) rolledBack = { generation: sealedGen, counter: known };
+    if (counterMissing) missingFor = { record, generation: sealedGen };
+    checkedSealed = raw;
+    highest.set(record.keyId, Math.max(seen, sealedGen));
+  }
+
+  /**
+   * A store written before its provider kept a generation (an upgrade): record the sealed one
+   * now, once, under the lock (no re-seal). Silent: a provider that cannot be written now is
+   * asked again by the next process, and the next write records it anyway.
+   */
+  async function establishCounter(): Promise<void> {
+    try {
+      await lock(async () => {
+        checkedSealed = undefined;
+        await readLocked(readStateRaw);
+        const m = missingFor;
+        const key = m && keys.get(m.record.keyId);
+        if (!counterMissing || !m || !key) return;
+        await (await provider(m.record.provider)).setGeneration?.(m.record, key, m.generation);
+        noteCounter(m.record.keyId, m.generation, false);
+        counterMissing = false;
+        missingFor = undefined;
+        ctx.logger.debug(
+          `token store: the ${m.record.provider} provider now records generation ${m.generation}`,
+        );
+      });
+    } catch (e) {
+      ctx.logger.debug(`token store: the store's generation was not recorded yet: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * The generation the next seal under `keyId` gets: above everything sealed or recorded, and
+   * never below the clock (ms) — so a store started afresh (the file deleted or set aside as
+   * damaged, then a sign-in) is newer than every file before it, even to a process that knew
+   * a high generation (the agent) and a provider that keeps none.
+   */
+  function nextGeneration(keyId: string, sealed: number | undefined): number {
+    return Math.max(
+      Math.max(sealed ?? 0, counters.get(keyId)?.value ?? 0, highest.get(keyId) ?? 0) + 1,
+      Math.floor(ctx.clock.now()),
+    );
+  }
+
+  /**
+   * After tokens.sealed with `generation` is renamed in place: the provider records it. Never
+   * before the rename — a crash between the two leaves the counter one behind (accepted: the
+   * file is newer), never ahead (which would refuse a good store, or force accepting
+   * counter − 1, and a rollback by exactly one write — a `logout` — would pass).
+   */
+  async function recordGeneration(
+    sealWith: { record: KeyRecord; key: Uint8Array },
+    generation: number,
+    bytes: Buffer,
+  ): Promise<void> {
+    checkedSealed = bytes;
+    highest.set(sealWith.record.keyId, Math.max(highest.get(sealWith.record.keyId) ?? 0, generation));
+    const p = await provider(sealWith.record.provider);
+    if (!p.setGeneration) return;
+    try {
+      await p.setGeneration(sealWith.record, sealWith.key, generation);
+      noteCounter(sealWith.record.keyId, generation, false);
+      counterMissing = false;
+    } catch (e) {
+      ctx.logger.warn(
+        `The ${p.name} key provider could not record the token store's generation (${(e as Error).message}); ` +
+          "rollback detection is behind until the next write.",
+      );
+    }
   }
 
   function recordFor(config: AzkeepConfig, kid: string): KeyRecord | undefined {
@@ -285,6 +440,7 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
         kind: "sealed",
         error: new SealError("bad_content", "its content is not a token store this azkeep understands"),
       });
+    await checkRollback(record, raw, value);
     return value;
   }
 
@@ -359,7 +515,8 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
           ) as unknown as AzkeepConfig,
           onDisk,
           sealed: true,
-          upgrade: false,
+          // Sealed before a part of config.json was protected: seal it now (once).
+          upgrade: !mirrorCovers(m),
         };
       }
     }
@@ -390,6 +547,7 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
       );
     }
     const st = await inflight;
+    if (counterMissing && st.sealed && !st.upgrade) await establishCounter();
     if (st.upgrade) {
       // A 0.1 store: bind its credentials and seal the mirror now, then read what was written.
       await store.update(() => {});
@@ -434,9 +592,10 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
         config: digest(protectedConfig(onDisk.config as unknown as Record<string, unknown>)),
       },
     };
-    secrets.generation = (secrets.generation ?? 0) + 1;
     const withKey = sealWith ?? (await writeKey());
-    await writeSealed(secrets, withKey);
+    secrets.generation = nextGeneration(withKey.record.keyId, secrets.generation);
+    const bytes = await writeSealed(secrets, withKey);
+    await recordGeneration(withKey, secrets.generation, bytes);
     await finishMigration();
     await (await provider(withKey.record.provider)).renew?.(withKey.record);
   }
@@ -547,7 +706,7 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
   async function writeSealed(
     secrets: Secrets,
     sealWith: { record: KeyRecord; key: Uint8Array },
-  ): Promise<void> {
+  ): Promise<Buffer> {
     const bytes = seal(
       Buffer.from(JSON.stringify(secrets), "utf8"),
       sealWith.key,
@@ -557,8 +716,9 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
     );
     await writeFileAtomic(sealedPath, bytes);
     ctx.logger.debug(
-      `token store: sealed ${sealedPath} with key ${sealWith.record.keyId} (${sealWith.record.provider})`,
+      `token store: sealed ${sealedPath} with key ${sealWith.record.keyId} (${sealWith.record.provider}), generation ${secrets.generation ?? 0}`,
     );
+    return bytes;
   }
 
   /** After tokens.sealed is sealed with the current key, the previous key can go. */
@@ -606,6 +766,8 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
         const mirrorStale =
           !draft.secrets.mirror ||
           canonical(draft.secrets.mirror.profile) !== canonical(draft.profile) ||
+          canonical(draft.secrets.mirror.config) !==
+            canonical(protectedConfig(st.config as unknown as Record<string, unknown>)) ||
           draft.secrets.refreshTokens.some((r) => !r.bound) ||
           draft.secrets.servicePrincipals.some((p) => !p.bound);
         const empty =
@@ -642,7 +804,10 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
             const beforeView = canonical(protectedConfig(draft));
             const result = await change(draft);
             draft.version = 1;
-            if (st.sealed && canonical(protectedConfig(draft)) !== beforeView) {
+            const view = canonical(protectedConfig(draft));
+            // Also when the mirror lags the file (agent-only mode turned on in the file first).
+            const lagging = st.secrets.mirror !== undefined && canonical(st.secrets.mirror.config) !== view;
+            if (st.sealed && (view !== beforeView || lagging)) {
               // Sealed first: a crash before config.json is renamed leaves the old file, whose
               // digest the mirror keeps as `previous`. Never makes a key here (config.lock is ours).
               const record = onDisk.store?.key;
@@ -693,8 +858,11 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
         // Re-sealing needs the old key: read before anything changes (damage ends here).
         const secrets = await readLocked(readSecretsRaw);
         const target = await provider(to);
+        const oldGen = from ? nextGeneration(from.keyId, secrets.generation) : undefined;
         const created = await createKey(target, "migrate", "store migrate");
-        await writeSealed(secrets, created);
+        // The new key starts where the old one was: an older file stays refused.
+        secrets.generation = Math.max(oldGen ?? 0, nextGeneration(created.record.keyId, secrets.generation));
+        await recordGeneration(created, secrets.generation, await writeSealed(secrets, created));
         await finishMigration();
         return { from: from?.provider, to, keyId: created.record.keyId };
       });
@@ -702,7 +870,7 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
 
     provider,
 
-    async repair(): Promise<RepairReport> {
+    async repair(repairOptions: { acceptRollback?: boolean } = {}): Promise<RepairReport> {
       const { findKey, restoreAccounts } = await import("./repair.js");
       await ensurePrivateDir(dir);
       return lock(async () => {
@@ -752,7 +920,23 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
             report.config = "rebuilt";
             report.keyFoundIn = found.record.provider;
           }
-          secrets = await readLocked(readSecretsRaw);
+          // An older store put back: opened only when the person says so, then sealed above the
+          // recorded generation, so that it is the newest from now on.
+          acceptRollback = repairOptions.acceptRollback === true;
+          try {
+            checkedSealed = undefined;
+            secrets = await readLocked(readSecretsRaw);
+          } finally {
+            acceptRollback = false;
+          }
+          const back = rolledBack;
+          rolledBack = undefined;
+          if (back) {
+            const sealWith = await writeKey();
+            secrets.generation = nextGeneration(sealWith.record.keyId, secrets.generation);
+            await recordGeneration(sealWith, secrets.generation, await writeSealed(secrets, sealWith));
+            report.rollbackAccepted = { generation: back.generation, recorded: back.counter };
+          }
         }
         let profile: Profile;
         try {
@@ -784,9 +968,11 @@ export function createFileStore(ctx: Context, options: StoreOptions = {}): FileS
             },
             { clock: ctx.clock },
           );
-          report.next = report.restoredFromSeal.length
-            ? "Nothing else to do: the files are as azkeep last wrote them."
-            : "Nothing else to do.";
+          report.next = report.rollbackAccepted
+            ? "The older token store is in use again, with the sign-ins it holds; run `azkeep logout` for any you had signed out."
+            : report.restoredFromSeal.length
+              ? "Nothing else to do: the files are as azkeep last wrote them."
+              : "Nothing else to do.";
           return report;
         }
         report.accountsAdded = restoreAccounts(profile, secrets);

@@ -6,7 +6,7 @@
  *   tenant) and the cloud endpoints (authority, ARM, ARM audience) it was issued for. The token
  *   policy sends it only there (`checkBinding`), whatever `profile.json` or `config.json` say.
  * - **The sealed mirror.** `tokens.sealed` also holds a copy of `profile.json` and of the
- *   protected sections of `config.json` (`cloud`) as azkeep last wrote them. Every open compares
+ *   protected parts of `config.json` (`cloud`, `agent`, `store.mode`) as azkeep last wrote them. Every open compares
  *   the plain files with it: an edit made outside azkeep is `store_tampered` — one error naming
  *   what changed and what to run — and is never used. Because the mirror is inside the GCM
  *   blob, nobody without the store's key can make a change that passes.
@@ -22,8 +22,21 @@ import { AzkeepError } from "../errors.js";
 import type { Profile, SubscriptionEntry } from "../profile/types.js";
 import type { RefreshTokenEntry, Secrets, ServicePrincipalEntry } from "./types.js";
 
-/** The config.json sections whose integrity the seal guards. Other parts add theirs here. */
-export const PROTECTED_CONFIG_SECTIONS = ["cloud"] as const;
+/**
+ * The parts of config.json whose integrity the seal guards: whole sections, or one field of a
+ * section (`section.field`: `store` also holds the key record, which azkeep writes without
+ * re-sealing). Other parts add theirs here.
+ * - `cloud`: where credentials go (issue 8 item 1);
+ * - `agent` (auto-start, idle and max lifetimes) and `store.mode` (agent-only): an outside edit
+ *   that turns agent-only mode off, or keeps an auto-started agent unlocked longer, is named,
+ *   not obeyed. Turning agent-only mode **on** is accepted from the file alone (it gives
+ *   nothing away: `agent start --agent-only` writes it without the key when the key needs a
+ *   passphrase); the next seal records it.
+ */
+export const PROTECTED_CONFIG_PATHS = ["cloud", "agent", "store.mode"] as const;
+type ProtectedPath = (typeof PROTECTED_CONFIG_PATHS)[number];
+/** Parts for which the file from before azkeep's last write is not accepted (see `verifyConfig`). */
+const STRICT_PATHS: readonly ProtectedPath[] = ["agent", "store.mode"];
 
 /** The endpoints a credential may be used with; compared field by field before each use. */
 export type BoundEndpoints = Pick<
@@ -49,7 +62,7 @@ export interface CredentialBinding {
 export interface SealedMirror {
   version: 1;
   profile: Profile;
-  /** config.json's protected sections (`PROTECTED_CONFIG_SECTIONS`); a missing one is `null`. */
+  /** config.json's protected parts (`PROTECTED_CONFIG_PATHS`); a missing one is `null`. */
   config: Record<string, unknown>;
   /** Digests of the files as they were before the last write (a crash between the two renames). */
   previous?: { profile?: string; config?: string };
@@ -57,10 +70,39 @@ export interface SealedMirror {
 
 type ConfigLike = Record<string, unknown>;
 
+/** One protected part of a config.json object, normalised (absent, `direct`, `{}` → null). */
+function protectedValue(config: ConfigLike, path: ProtectedPath): unknown {
+  if (path === "store.mode")
+    return (config.store as { mode?: unknown } | undefined)?.mode === "agent-only" ? "agent-only" : null;
+  const v = config[path];
+  if (v === null || v === undefined) return null;
+  if (typeof v === "object" && !Array.isArray(v) && Object.values(v).every((x) => x === undefined))
+    return null;
+  return v;
+}
+
 /** The protected part of a config.json object. */
 export function protectedConfig(config: ConfigLike): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const s of PROTECTED_CONFIG_SECTIONS) out[s] = config[s] ?? null;
+  for (const p of PROTECTED_CONFIG_PATHS) out[p] = protectedValue(config, p);
+  return out;
+}
+
+/** Whether the mirror guards every protected part (a seal from before one was added does not). */
+export function mirrorCovers(mirror: SealedMirror): boolean {
+  return PROTECTED_CONFIG_PATHS.every((p) => Object.hasOwn(mirror.config, p));
+}
+
+/**
+ * What the file's protected view must equal: the sealed parts, where the mirror has them (a part
+ * added since the seal was written is taken from the file until the next seal), with agent-only
+ * mode turned on in the file accepted (stricter: it gives nothing away).
+ */
+function expectedView(mirror: SealedMirror, view: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const p of PROTECTED_CONFIG_PATHS)
+    out[p] = Object.hasOwn(mirror.config, p) ? mirror.config[p] : view[p];
+  if (view["store.mode"] === "agent-only") out["store.mode"] = "agent-only";
   return out;
 }
 
@@ -178,6 +220,16 @@ export function describeConfigChange(sealed: Record<string, unknown>, file: Reco
   }
   for (const o of ac)
     if (!bc.some((c) => c?.name === o?.name)) parts.push(`custom cloud ${short(o?.name)} removed`);
+  if (sealed["store.mode"] === "agent-only" && file["store.mode"] !== "agent-only")
+    parts.push("agent-only mode turned off");
+  if (canonical(sealed.agent ?? null) !== canonical(file.agent ?? null)) {
+    const a = (sealed.agent ?? {}) as Record<string, unknown>;
+    const b = (file.agent ?? {}) as Record<string, unknown>;
+    const fields = [...new Set([...Object.keys(a), ...Object.keys(b)])]
+      .filter((k) => canonical(a[k]) !== canonical(b[k]))
+      .map((k) => `agent.${k} ${short(a[k] ?? "unset")} → ${short(b[k] ?? "unset")}`);
+    parts.push(fields.length ? fields.join(", ") : "the agent settings changed");
+  }
   if (parts.length === 0) parts.push("its cloud settings changed");
   return parts.slice(0, 3).join("; ");
 }
@@ -198,18 +250,34 @@ export function verifyProfile(mirror: SealedMirror, file: Profile | undefined): 
 
 export function verifyConfig(mirror: SealedMirror, config: ConfigLike): void {
   const view = protectedConfig(config);
-  if (sameJson(view, mirror.config)) return;
-  if (mirror.previous?.config === digest(view)) return;
-  throw new TamperFound("config.json", describeConfigChange(mirror.config, view));
+  const expected = expectedView(mirror, view);
+  if (sameJson(view, expected)) return;
+  // The file as it was before azkeep's last write (a crash between the two renames) — but never
+  // for the agent settings: "as before" would let an edit undo `agent start --agent-only` right
+  // after it (their writers order the two files so that a crash leaves nothing to forgive, or
+  // a file that `store repair` sets right).
+  if (mirror.previous?.config === digest(view) && STRICT_PATHS.every((p) => sameJson(view[p], expected[p])))
+    return;
+  throw new TamperFound("config.json", describeConfigChange(expected, view));
 }
 
-/** config.json with its protected sections as the seal has them. */
+/**
+ * config.json with its protected parts as the seal has them (parts the seal does not cover yet,
+ * and agent-only mode turned on in the file, as the file has them).
+ */
 export function withSealedSections<T extends ConfigLike>(config: T, mirror: SealedMirror): T {
   const out: ConfigLike = { ...config };
-  for (const s of PROTECTED_CONFIG_SECTIONS) {
-    const v = mirror.config[s];
-    if (v === null || v === undefined) delete out[s];
-    else out[s] = structuredClone(v);
+  const expected = expectedView(mirror, protectedConfig(config));
+  for (const p of PROTECTED_CONFIG_PATHS) {
+    const v = expected[p];
+    if (p === "store.mode") {
+      if (protectedValue(config, p) === v) continue;
+      const store = { ...(config.store as Record<string, unknown> | undefined) };
+      if (v === "agent-only") store.mode = v;
+      else delete store.mode;
+      out.store = store;
+    } else if (v === null || v === undefined) delete out[p];
+    else out[p] = structuredClone(v);
   }
   return out as T;
 }
@@ -220,7 +288,10 @@ export function tamperedError(found: TamperFound[]): AzkeepError {
     files.includes("profile.json")
       ? "Change accounts only with `azkeep login`, `azkeep account set` and `azkeep logout`."
       : "",
-    files.includes("config.json") ? "Change clouds only with `azkeep cloud register` / `cloud set`." : "",
+    files.includes("config.json")
+      ? "Change clouds only with `azkeep cloud register` / `cloud set`, and agent settings only with " +
+        "`azkeep agent start --agent-only` / `--no-agent-only` / `--auto` / `--no-auto`."
+      : "",
   ]
     .filter(Boolean)
     .join(" ");

@@ -66,6 +66,12 @@ export interface CreatedKey {
   scrypt?: ScryptParams;
 }
 
+/** A data key and, where its provider keeps one, the generation of the last store sealed with it. */
+export interface KeyWithGeneration {
+  key: Uint8Array;
+  generation?: number;
+}
+
 export interface KeyProvider {
   readonly name: ProviderName;
   /**
@@ -82,6 +88,20 @@ export interface KeyProvider {
    * interactive provider ask again after a wrong passphrase.
    */
   getKey(record: KeyRecord, verify: (key: Uint8Array) => boolean): Promise<Uint8Array | undefined>;
+  /**
+   * Rollback detection (keyring, keyutils): the key and the store's write generation that the
+   * provider keeps in the same entry (`generation.ts`: key ‖ "AZG1" ‖ generation), in ONE read
+   * — the hot path pays nothing for it. `generation` is undefined for an entry written before
+   * azkeep kept one (upgraded on the next write). Providers that cannot keep a number outside
+   * the config folder (passphrase, insecure-file, memory) leave this and `setGeneration` out.
+   */
+  readKey?(record: KeyRecord, verify: (key: Uint8Array) => boolean): Promise<KeyWithGeneration | undefined>;
+  /**
+   * Records `generation` beside `key` (rewrites the entry: same key, new number). Called after
+   * tokens.sealed with that generation is renamed in place, under the store lock. Throws
+   * `store_unavailable` when the provider cannot be written now.
+   */
+  setGeneration?(record: KeyRecord, key: Uint8Array, generation: number): Promise<void>;
   /** Deletes the key; false when it was not there. */
   deleteKey(record: KeyRecord): Promise<boolean>;
   /**

@@ -29,6 +29,11 @@ export interface RepairReport {
    * section): an edit made outside azkeep undone. Present when the seal has that copy.
    */
   restoredFromSeal?: string[];
+  /**
+   * `--accept-rollback`: tokens.sealed was older than the generation its key provider recorded
+   * (`generation`, `recorded`); it was sealed again as the newest.
+   */
+  rollbackAccepted?: { generation: number; recorded: number };
   /** Account entries added back from the sealed credentials (a store without the sealed copy). */
   accountsAdded: { user: string; type: "user" | "servicePrincipal"; tenantId: string; cloudName: string }[];
   next: string;

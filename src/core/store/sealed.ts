@@ -150,6 +150,9 @@ export function unseal(data: Uint8Array, keyFor: (kid: Buffer) => Uint8Array | u
       "unknown_key",
       `the file is sealed with key ${kidHex(header.kid)}, which is not available`,
     );
+  // A provider entry that is not a 32-byte key (garbled, or another format) is a wrong key.
+  if (key.length !== KEY_BYTES)
+    throw new SealError("auth_failed", "the file cannot be opened with the key the provider holds");
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const decipher = createDecipheriv("aes-256-gcm", key, header.nonce, { authTagLength: TAG_BYTES });
   decipher.setAAD(buf.subarray(0, header.bytes));

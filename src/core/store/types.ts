@@ -85,7 +85,11 @@ export interface Secrets {
   };
   /** profile.json and config.json's protected sections as azkeep last wrote them (file store). */
   mirror?: SealedMirror;
-  /** Counts writes; the key provider remembers the highest seen where it can (rollback). */
+  /**
+   * The write generation: above the previous one on every seal, and never below the clock (ms).
+   * The keyring and keyutils providers keep the highest written beside the key; a file older
+   * than that is refused (rollback, docs/store.md).
+   */
   generation?: number;
 }
 

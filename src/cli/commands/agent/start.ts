@@ -1,6 +1,7 @@
 /** `azkeep agent start`: starts the agent in the background, remembering --auto / --agent-only. */
-import { updateConfig } from "../../../core/config.js";
-import { UsageError } from "../../../core/errors.js";
+import { updateConfig, type AzkeepConfig } from "../../../core/config.js";
+import type { Context } from "../../../core/context.js";
+import { AzkeepError, UsageError } from "../../../core/errors.js";
 import { parseDuration, reachAgent, startAgent } from "../../../agent/start.js";
 import { GATE_NAMES } from "../../../agent/release.js";
 import type { CommandRun } from "../../command.js";
@@ -31,15 +32,7 @@ export const run: CommandRun<StartFlags> = async (flags, io) => {
     );
   const { ctx } = io;
   if (flags.auto !== undefined || flags.agentOnly !== undefined) {
-    await updateConfig(ctx, (c) => {
-      if (flags.auto !== undefined) {
-        c.agent = { ...c.agent, auto: flags.auto };
-        if (idleMs) c.agent.idleMs = idleMs;
-        if (maxMs) c.agent.maxMs = maxMs;
-      }
-      if (flags.agentOnly !== undefined)
-        c.store = { ...c.store, mode: flags.agentOnly ? "agent-only" : "direct" };
-    });
+    await rememberSettings(ctx, flags, idleMs, maxMs);
   }
   if (flags.foreground) {
     process.argv.splice(
@@ -73,3 +66,47 @@ export const run: CommandRun<StartFlags> = async (flags, io) => {
     ctx.progress.message("The agent is locked: run `azkeep agent unlock` to type the store's passphrase.");
   return { value: { ...(status ?? {}), started: !started.already } };
 };
+
+/**
+ * `--auto` / `--agent-only` and their `--no-` forms are sealed with the store (config.json's
+ * `agent` and `store.mode` are in the sealed mirror): an outside edit that turns agent-only
+ * mode off is named, not obeyed. So this write opens the store in this process — with the
+ * passphrase provider it asks for the passphrase — and only turning agent-only mode on, which
+ * gives nothing away, is written without the key when the key is not at hand without asking
+ * (the next seal records it).
+ */
+async function rememberSettings(
+  ctx: Context,
+  flags: StartFlags,
+  idleMs: number | undefined,
+  maxMs: number | undefined,
+): Promise<void> {
+  const change = (c: AzkeepConfig) => {
+    if (flags.auto !== undefined) {
+      c.agent = { ...c.agent, auto: flags.auto };
+      if (idleMs) c.agent.idleMs = idleMs;
+      if (maxMs) c.agent.maxMs = maxMs;
+    }
+    if (flags.agentOnly !== undefined)
+      c.store = { ...c.store, mode: flags.agentOnly ? "agent-only" : "direct" };
+  };
+  // The file store itself, not `openStore`: turning agent-only mode off is the one write that
+  // an agent-only store allows outside the agent, from a person who can open the store.
+  const { openFileStore } = await import("../../../core/store/index.js");
+  if (flags.auto !== undefined || flags.agentOnly !== true) {
+    // Sealed first, then config.json: a crash between leaves the old file, which `store repair` sets right
+    // (turning agent-only mode off: the old file is the stricter one, accepted as is).
+    await (await openFileStore(ctx)).updateSettings((c) => change(c as unknown as AzkeepConfig));
+    return;
+  }
+  // Turning agent-only mode on: config.json first (a stricter file is accepted as it is), then
+  // the seal records it — now, when the key is at hand without asking, else at the next write.
+  await updateConfig(ctx, change);
+  const quiet: Context = { ...ctx, prompter: { ...ctx.prompter, interactive: false } };
+  try {
+    await (await openFileStore(quiet)).updateSettings(() => {});
+  } catch (e) {
+    if (!(e instanceof AzkeepError) || e.code !== "store_unavailable") throw e;
+    ctx.logger.debug(`agent start: agent-only mode is sealed at the next write (${e.message})`);
+  }
+}

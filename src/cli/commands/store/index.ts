@@ -27,17 +27,23 @@ export const register: RegisterGroup = (program, lazy) => {
         "tokens.sealed's header, and restore the account list from the sealed credentials",
     )
     .option("--passphrase-file <file>", "file holding the passphrase, if the store was sealed with one")
+    .option(
+      "--accept-rollback",
+      "use a tokens.sealed older than the last one azkeep wrote (a backup put back on purpose): its sign-ins come back",
+    )
     .addHelpText(
       "after",
       "\nNothing is changed unless a key provider here opens tokens.sealed. Damaged files are moved aside\n" +
         "(never deleted). Then run `azkeep account list --refresh` to find the subscriptions again.\n" +
-        "Examples:\n  azkeep store repair\n  AZKEEP_PASSPHRASE_FILE=~/.azkeep-pass azkeep store repair\n",
+        "Examples:\n  azkeep store repair\n  AZKEEP_PASSPHRASE_FILE=~/.azkeep-pass azkeep store repair\n" +
+        "  azkeep store repair --accept-rollback\n",
     )
     .action(
       lazy(
         () => import("./repair.js"),
         (opts) => ({
           ...(typeof opts.passphraseFile === "string" ? { passphraseFile: opts.passphraseFile } : {}),
+          ...(opts.acceptRollback === true ? { acceptRollback: true } : {}),
         }),
       ),
     );

@@ -4,6 +4,8 @@ import type { CommandIO, CommandResult } from "../../command.js";
 
 export interface RepairOptions {
   passphraseFile?: string;
+  /** Use a tokens.sealed older than the generation its key provider recorded (a backup put back). */
+  acceptRollback?: boolean;
 }
 
 export async function run(options: RepairOptions, io: CommandIO): Promise<CommandResult> {
@@ -11,7 +13,7 @@ export async function run(options: RepairOptions, io: CommandIO): Promise<Comman
     io.ctx,
     options.passphraseFile ? { passphraseFile: options.passphraseFile } : {},
   );
-  const report = await store.repair();
+  const report = await store.repair(options.acceptRollback ? { acceptRollback: true } : {});
   if (report.configMovedTo)
     io.ctx.logger.warn(`config.json was damaged and was moved aside to ${report.configMovedTo}.`);
   if (report.profileMovedTo)

@@ -18,7 +18,8 @@
  */
 import type * as Keyring from "@napi-rs/keyring";
 import { AzkeepError } from "../../errors.js";
-import type { KeyProvider, KeyRecord, ProviderContext } from "../provider.js";
+import { packKey, unpackKey } from "../generation.js";
+import type { KeyProvider, KeyRecord, KeyWithGeneration, ProviderContext } from "../provider.js";
 
 export const KEYRING_SERVICE = "azkeep";
 
@@ -93,7 +94,7 @@ export function createKeyringProvider(pctx: ProviderContext, opts: { timeoutMs?:
       throw unavailable(`The OS keyring (${backendName()}) is not reachable: ${(e as Error).message}`, e);
     }
   };
-  return {
+  const provider: KeyProvider = {
     name: "keyring",
     async createKey(kid) {
       const key = pctx.ctx.random.bytes(32);
@@ -106,22 +107,16 @@ export function createKeyringProvider(pctx: ProviderContext, opts: { timeoutMs?:
       return { key };
     },
     async getKey(record: KeyRecord) {
-      if (process.platform === "linux") {
-        // The hot path: read with the pure-JS client; the native module only when it cannot decide.
-        const { lookupSecret } = await import("./secret-service.js");
-        const r = await lookupSecret(
-          pctx.ctx.env,
-          { service: KEYRING_SERVICE, username: account(record.keyId) },
-          timeoutMs,
-        );
-        if (r.kind === "found") return r.secret;
-        if (r.kind === "missing") return undefined;
-        if (r.kind === "unavailable") throw unavailable(`The OS keyring is not usable: ${r.reason}.`);
-        pctx.ctx.logger.debug(`keyring: reading through @napi-rs/keyring (${r.reason})`);
-      }
+      return (await readKey(record))?.key;
+    },
+    readKey,
+    async setGeneration(record, key, generation) {
+      // The same entry, rewritten: key ‖ generation (`generation.ts`). The Secret Service,
+      // the Keychain and Credential Manager replace an item's secret as a whole.
       const e = await entry(record.keyId);
-      const secret = await withTimeout(timeoutMs, "read the key", (signal) => e.getSecret(signal));
-      return secret ? new Uint8Array(secret) : undefined;
+      await withTimeout(timeoutMs, "record the store's generation", (signal) =>
+        e.setSecret(packKey(key, generation), signal),
+      );
     },
     async deleteKey(record) {
       const e = await entry(record.keyId);
@@ -130,4 +125,25 @@ export function createKeyringProvider(pctx: ProviderContext, opts: { timeoutMs?:
     describe: (record) =>
       `the key is in the OS keyring (${backendName()}), service "${KEYRING_SERVICE}", account "${account(record?.keyId ?? "<key id>")}"`,
   };
+  return provider;
+
+  /** The entry's payload, split into the key and the generation kept with it (one read). */
+  async function readKey(record: KeyRecord): Promise<KeyWithGeneration | undefined> {
+    if (process.platform === "linux") {
+      // The hot path: read with the pure-JS client; the native module only when it cannot decide.
+      const { lookupSecret } = await import("./secret-service.js");
+      const r = await lookupSecret(
+        pctx.ctx.env,
+        { service: KEYRING_SERVICE, username: account(record.keyId) },
+        timeoutMs,
+      );
+      if (r.kind === "found") return unpackKey(r.secret);
+      if (r.kind === "missing") return undefined;
+      if (r.kind === "unavailable") throw unavailable(`The OS keyring is not usable: ${r.reason}.`);
+      pctx.ctx.logger.debug(`keyring: reading through @napi-rs/keyring (${r.reason})`);
+    }
+    const e = await entry(record.keyId);
+    const secret = await withTimeout(timeoutMs, "read the key", (signal) => e.getSecret(signal));
+    return secret ? unpackKey(new Uint8Array(secret)) : undefined;
+  }
 }

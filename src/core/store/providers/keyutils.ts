@@ -20,6 +20,7 @@ import { delimiter, join } from "node:path";
 import type * as ChildProcess from "node:child_process";
 import type * as Keyring from "@napi-rs/keyring";
 import { AzkeepError } from "../../errors.js";
+import { packKey, unpackKey } from "../generation.js";
 import type { KeyProvider, KeyRecord, ProviderContext } from "../provider.js";
 
 export function keyDescription(keyIdHex: string): string {
@@ -50,6 +51,8 @@ interface Backend {
   add(desc: string, key: Uint8Array): void;
   /** undefined = not found. */
   read(desc: string): Uint8Array | undefined;
+  /** Replaces the payload of the key (found as `read` finds it). */
+  update(desc: string, payload: Uint8Array): void;
   remove(desc: string): boolean;
   /** Renews the persistent keyring's expiry and (re-)links the key into it. Best effort. */
   renew(desc: string): void;
@@ -102,6 +105,14 @@ function keyctlBackend(
       if (denied(r.stderr)) throw deniedError(r.stderr);
       throw unavailable(`The kernel keyring could not be read (keyctl: ${r.stderr}).`);
     },
+    update(desc, payload) {
+      // One spawn: the kernel replaces the payload of that key object atomically, wherever it
+      // is linked (session and persistent keyring). Found as `pipe` finds it.
+      const r = run(["pupdate", `%user:${desc}`], payload);
+      if (r.ok) return;
+      if (denied(r.stderr)) throw deniedError(r.stderr);
+      throw unavailable(`The kernel keyring refused to update the key (keyctl: ${r.stderr}).`);
+    },
     renew(desc) {
       const persistent = linkPersistent();
       if (!persistent) return;
@@ -148,6 +159,7 @@ async function napiBackend(): Promise<Backend> {
           throw e;
         }
       }),
+    update: (desc, payload) => wrap("update the key", () => entry(desc).setSecret(payload)),
     // keyring-rs re-links the key into the session and persistent keyrings on every read.
     renew: (desc) => void entry(desc).getSecret(),
     remove: (desc) =>
@@ -220,7 +232,16 @@ export function createKeyutilsProvider(pctx: ProviderContext): KeyProvider {
       return { key };
     },
     async getKey(record: KeyRecord) {
-      return (await get()).read(keyDescription(record.keyId));
+      const payload = (await get()).read(keyDescription(record.keyId));
+      return payload && unpackKey(payload).key;
+    },
+    // The generation is in the key's own payload: the one `keyctl pipe` of a read gives both.
+    async readKey(record: KeyRecord) {
+      const payload = (await get()).read(keyDescription(record.keyId));
+      return payload && unpackKey(payload);
+    },
+    async setGeneration(record, key, generation) {
+      (await get()).update(keyDescription(record.keyId), packKey(key, generation));
     },
     async deleteKey(record) {
       return (await get()).remove(keyDescription(record.keyId));
