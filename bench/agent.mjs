@@ -152,6 +152,14 @@ async function main() {
         `p50 ${pct(lat, 50).toFixed(3)} ms, p99 ${pct(lat, 99).toFixed(3)} ms, max ${Math.max(...lat).toFixed(2)} ms, errors ${errors} ` +
         `(budget p99 < 1 ms: ${pct(lat, 99) < 1 ? "met" : "MISSED"})`,
     );
+    // The agent's own share: from the whole frame read to the answer written, in the front.
+    const after = await lib.connectAgent({ socketPath, configDir: paths.configDir });
+    const own = (await after.status()).answerMs;
+    after.close();
+    if (own)
+      console.log(
+        `the agent's own answer time (agent status, last ${own.count} requests): p50 ${own.p50} ms, p99 ${own.p99} ms`,
+      );
     await new Promise((r) => setTimeout(r, 2000));
     console.log(
       `idle RSS: front ${rssMiB(status.pid).toFixed(1)} MiB, vault ${rssMiB(status.vaultPid).toFixed(1)} MiB (locked agent: the front only)`,

@@ -290,6 +290,12 @@ export class PolicyGate {
     return this.log;
   }
 
+  connected(pid: number): void {
+    // Read now, while the caller's request is on its way; `decide` re-checks the cached caller
+    // (start time, session, exe, cwd, argv) rather than reading the whole ancestry again.
+    if (this.keys) this.callers.identify(pid, undefined);
+  }
+
   /** Forgets every approval (`agent lock`, a policy change). */
   forgetApprovals(): void {
     this.approvals.clear();

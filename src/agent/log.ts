@@ -238,6 +238,9 @@ export class ReleaseLog {
   private pending: string[] = [];
   private pendingHead: Head | undefined;
   private drainQueued = false;
+  /** Entries whose records are made at the next turn of the event loop (see `append`). */
+  private entries: LogEntry[] = [];
+  private scheduled: Promise<void> | undefined;
   private readonly logPath: string;
   private readonly headPath: string;
   /** Set when the log on disk was found broken at open: the agent says so in every record's reason. */
@@ -273,8 +276,25 @@ export class ReleaseLog {
     return new ReleaseLog(dir, key, now, verifyLogFiles(dir, key));
   }
 
-  /** Appends one record (in the background, in order); returns it. */
-  append(entry: LogEntry): LogRecord {
+  /**
+   * Appends one record, in order. The record itself (its sequence number, the MAC chain) is made
+   * after the current turn of the event loop — after the answer that the decision let through
+   * is written — so a release does not wait for two HMACs and a JSON encoding; its time is the
+   * time of the call. `flush()` waits for it.
+   */
+  append(entry: LogEntry): void {
+    this.entries.push(entry.at !== undefined ? entry : { ...entry, at: this.now() });
+    this.scheduled ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.scheduled = undefined;
+        for (const e of this.entries.splice(0)) this.seal(e);
+        resolve();
+      }),
+    );
+  }
+
+  /** Makes the record of `entry` (chained to the previous one) and queues its write. */
+  private seal(entry: LogEntry): LogRecord {
     const base = {
       seq: this.seq + 1,
       time: new Date(entry.at ?? this.now()).toISOString(),
@@ -326,8 +346,9 @@ export class ReleaseLog {
   }
 
   /** Resolves when every queued append is on disk. */
-  flush(): Promise<void> {
-    return this.queue;
+  async flush(): Promise<void> {
+    await this.scheduled;
+    await this.queue;
   }
 
   /** Reads the log as it is on disk now and checks it against the key. */

@@ -241,6 +241,11 @@ export interface AgentStatus {
   /** Whether the agent's processes are non-dumpable (no ptrace, no /proc/PID/mem, no core). */
   nonDumpable: boolean;
   agentOnly: boolean;
+  /**
+   * The front's time to answer the last (up to 1,000) token and profile requests, from the whole
+   * frame read to the answer written: the release decision, and the vault when it is asked.
+   */
+  answerMs?: { p50: number; p99: number; count: number };
   azkeep: string;
   protocol: number;
 }

@@ -79,6 +79,11 @@ export interface ReleaseGate {
   locked?(): void;
   /** `agent start`/`unlock` ran from this pid: ask the person on its terminal. */
   promptFrom?(pid: number): void;
+  /**
+   * A connection from `pid` was accepted: who it is may be read now, while its request is still
+   * on the way, instead of after it arrived (the caller cache re-checks it at the decision).
+   */
+  connected?(pid: number): void;
   /** A request refused before the gate was asked (the agent is locked): logged all the same. */
   refused?(req: ReleaseRequest, rule: string, reason: string): void;
   /** `azkeep agent log`: the records and whether the chain verifies. */

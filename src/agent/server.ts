@@ -104,6 +104,24 @@ function lockedError(lockedBy: string | undefined): ReplyError {
   });
 }
 
+/** The last 1,000 answer times (ms), for `agent status`: what the agent itself takes per request. */
+class AnswerTimes {
+  private readonly ring = new Float64Array(1000);
+  private n = 0;
+
+  add(ms: number): void {
+    this.ring[this.n++ % this.ring.length] = ms;
+  }
+
+  summary(): { answerMs?: { p50: number; p99: number; count: number } } {
+    const count = Math.min(this.n, this.ring.length);
+    if (count === 0) return {};
+    const sorted = this.ring.slice(0, count).sort();
+    const at = (p: number) => Math.round(sorted[Math.min(count - 1, Math.floor(p * count))]! * 1000) / 1000;
+    return { answerMs: { p50: at(0.5), p99: at(0.99), count } };
+  }
+}
+
 export class AgentServer {
   private vault: ChildProcess | undefined;
   private vaultReady: Promise<void> | undefined;
@@ -119,6 +137,8 @@ export class AgentServer {
   private nextCall = 1;
   private readonly calls = new Map<number, { resolve(v: unknown): void; reject(e: ReplyError): void }>();
   private readonly sockets = new Set<Socket>();
+  /** How long the last answers to token and profile requests took here (`agent status`). */
+  private readonly answers = new AnswerTimes();
   /** Access tokens released, reused while the vault would reuse them (front-cache.ts). */
   private readonly released: ReleasedTokens;
 
@@ -247,6 +267,7 @@ export class AgentServer {
       peerCheck: this.o.peerCheck,
       nonDumpable: this.o.nonDumpable,
       agentOnly: this.o.agentOnly(),
+      ...this.answers.summary(),
       azkeep: this.o.azkeep,
       protocol: PROTOCOL_VERSION,
     };
@@ -285,6 +306,7 @@ export class AgentServer {
       return;
     }
     this.sockets.add(socket);
+    if (peer?.pid && !this.locked) this.o.gate.connected?.(peer.pid);
     const reader = new LineReader();
     let frameTimer: NodeJS.Timeout | undefined;
     let handedOver = false;
@@ -344,7 +366,10 @@ export class AgentServer {
           // `promptTimeout`, pinentry killed 10 s after it) must not be cut off meanwhile.
           socket.setTimeout(0);
           try {
+            const started = performance.now();
             const result = await this.handle(msg, peer);
+            if (msg.op === "token" || msg.op === "account" || msg.op === "accounts")
+              this.answers.add(performance.now() - started);
             reply = encodeFrame({ id, ok: true, result: result ?? null });
           } catch (e) {
             const error = e instanceof ReplyError ? e.body : errBody(e);
