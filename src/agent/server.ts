@@ -331,6 +331,13 @@ export class AgentServer {
         // Part of a frame: the rest must follow soon (a slow client holds nothing up but itself).
         frameTimer = setTimeout(() => socket.destroy(), FRAME_TIMEOUT_MS);
       }
+      // Frames that came together (a client's `hello` and its request) are answered together
+      // when the answers are ready in this turn (a remembered token): one write, one wake-up of
+      // the client instead of two.
+      if (lines.length > 1 && !socket.destroyed) {
+        socket.cork();
+        setImmediate(() => socket.uncork());
+      }
       for (const line of lines) {
         let msg: Record<string, unknown>;
         try {
