@@ -6,7 +6,20 @@
 import { readFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ALICE, BIN, REPO, azkeepStoreEnv, baseEnv, measure, median, must, option, run } from "./lib.mjs";
+import {
+  ALICE,
+  BIN,
+  REPO,
+  agentLatency,
+  azkeepStoreEnv,
+  baseEnv,
+  measure,
+  median,
+  must,
+  option,
+  percentile as pct,
+  run,
+} from "./lib.mjs";
 
 const RUNS = Number(option("--runs", "21"));
 const RATE = Number(option("--rate", "1000"));
@@ -17,11 +30,6 @@ const PASSPHRASE = "bench-passphrase-for-the-agent";
 function rssMiB(pid) {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) / 1024 : NaN;
-}
-
-function pct(xs, p) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
 async function main() {
@@ -116,36 +124,15 @@ async function main() {
     }
 
     // Latency at RATE requests/s from CLIENTS connections (each paced on its own timer).
-    const conns = await Promise.all(
-      Array.from({ length: CLIENTS }, () => lib.connectAgent({ socketPath, configDir: paths.configDir })),
-    );
-    for (const c of conns) await c.getToken({ resourceType: "arm" }); // warm
-    const lat = [];
-    let errors = 0;
-    const perClientMs = (1000 * CLIENTS) / RATE;
-    const end = performance.now() + SECONDS * 1000;
     const t0 = performance.now();
-    await Promise.all(
-      conns.map(async (c, i) => {
-        let next = performance.now() + (i * perClientMs) / CLIENTS;
-        const pending = [];
-        while (next < end) {
-          const wait = next - performance.now();
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-          const s = performance.now();
-          pending.push(
-            c.getToken({ resourceType: "arm" }).then(
-              () => lat.push(performance.now() - s),
-              () => errors++,
-            ),
-          );
-          next += perClientMs;
-        }
-        await Promise.all(pending);
-      }),
-    );
+    const { lat, errors } = await agentLatency(lib, {
+      socketPath,
+      configDir: paths.configDir,
+      clients: CLIENTS,
+      rate: RATE,
+      seconds: SECONDS,
+    });
     const elapsed = (performance.now() - t0) / 1000;
-    for (const c of conns) c.close();
     console.log("");
     console.log(
       `answer latency, ${lat.length} token requests in ${elapsed.toFixed(1)} s (${(lat.length / elapsed).toFixed(0)}/s) from ${CLIENTS} connections: ` +

@@ -167,3 +167,58 @@ export function azSetup(root, base, emu) {
     },
   };
 }
+
+/** The `p`th percentile of `xs` (nearest rank). */
+export function percentile(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+/**
+ * Token requests to the agent at `rate`/s from `clients` connections (each paced on its own
+ * timer) for `seconds`; resolves each answer's latency (ms) and the number of failures.
+ */
+export async function agentLatency(lib, { socketPath, configDir, clients, rate, seconds }) {
+  const conns = await Promise.all(
+    Array.from({ length: clients }, () => lib.connectAgent({ socketPath, configDir })),
+  );
+  for (const c of conns) await c.getToken({ resourceType: "arm" }); // warm
+  const lat = [];
+  let errors = 0;
+  const perClientMs = (1000 * clients) / rate;
+  const end = performance.now() + seconds * 1000;
+  await Promise.all(
+    conns.map(async (c, i) => {
+      let next = performance.now() + (i * perClientMs) / clients;
+      const pending = [];
+      while (next < end) {
+        const wait = next - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const s = performance.now();
+        pending.push(
+          c.getToken({ resourceType: "arm" }).then(
+            () => lat.push(performance.now() - s),
+            () => errors++,
+          ),
+        );
+        next += perClientMs;
+      }
+      await Promise.all(pending);
+    }),
+  );
+  for (const c of conns) c.close();
+  return { lat, errors };
+}
+
+/**
+ * Runs the calling benchmark again under tsx (for modules it imports from src/ that are not in
+ * the library's API); returns only in the re-run process.
+ */
+export function underTsx(url) {
+  if (process.env.AZKEEP_BENCH_TSX) return;
+  const r = spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(url), ...process.argv.slice(2)], {
+    stdio: "inherit",
+    env: { ...process.env, AZKEEP_BENCH_TSX: "1" },
+  });
+  process.exit(r.status ?? 1);
+}

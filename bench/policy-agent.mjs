@@ -6,71 +6,34 @@
 // agents (each a new caller: /proc identification, rule match, log); (2) the answer latency at
 // RATE requests/s from CLIENTS connections to each agent in turn, twice, alternating.
 // `npm run build && node bench/policy-agent.mjs [--runs 21] [--seconds 3]`
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 
 // The policy writer is not part of the library's API: run under tsx to import it from src/.
-if (!process.env.AZKEEP_BENCH_TSX) {
-  const r = spawnSync(
-    process.execPath,
-    ["--import", "tsx", fileURLToPath(import.meta.url), ...process.argv.slice(2)],
-    {
-      stdio: "inherit",
-      env: { ...process.env, AZKEEP_BENCH_TSX: "1" },
-    },
-  );
-  process.exit(r.status ?? 1);
-}
+const lib0 = await import("./lib.mjs");
+lib0.underTsx(import.meta.url);
 
-const { ALICE, BIN, REPO, azkeepStoreEnv, baseEnv, measure, median, must, option, run } =
-  await import("./lib.mjs");
+const {
+  ALICE,
+  BIN,
+  REPO,
+  agentLatency,
+  azkeepStoreEnv,
+  baseEnv,
+  measure,
+  median,
+  must,
+  option,
+  percentile: pct,
+  run,
+} = lib0;
 const { DEFAULT_DEFAULTS, deriveReleaseKeys, savePolicy } = await import("../src/agent/policy.ts");
 
 const RUNS = Number(option("--runs", "21"));
 const RATE = Number(option("--rate", "1000"));
 const CLIENTS = Number(option("--clients", "20"));
 const SECONDS = Number(option("--seconds", "3"));
-
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
-
-async function latency(lib, socketPath, configDir) {
-  const conns = await Promise.all(
-    Array.from({ length: CLIENTS }, () => lib.connectAgent({ socketPath, configDir })),
-  );
-  for (const c of conns) await c.getToken({ resourceType: "arm" });
-  const lat = [];
-  let errors = 0;
-  const perClientMs = (1000 * CLIENTS) / RATE;
-  const end = performance.now() + SECONDS * 1000;
-  await Promise.all(
-    conns.map(async (c, i) => {
-      let next = performance.now() + (i * perClientMs) / CLIENTS;
-      const pending = [];
-      while (next < end) {
-        const wait = next - performance.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        const s = performance.now();
-        pending.push(
-          c.getToken({ resourceType: "arm" }).then(
-            () => lat.push(performance.now() - s),
-            () => errors++,
-          ),
-        );
-        next += perClientMs;
-      }
-      await Promise.all(pending);
-    }),
-  );
-  for (const c of conns) c.close();
-  if (errors) throw new Error(`${errors} requests failed`);
-  return lat;
-}
 
 const lib = await import(join(REPO, "dist", "lib", "index.js"));
 const { startEmulator } = await import(join(REPO, "dist", "lib", "emulator.js"));
@@ -146,7 +109,15 @@ try {
   for (let round = 0; round < 2; round++)
     for (const name of round === 0 ? ["open", "rule"] : ["rule", "open"]) {
       const a = agents[name];
-      lat[name].push(...(await latency(lib, a.socketPath, a.paths.configDir)));
+      const r = await agentLatency(lib, {
+        socketPath: a.socketPath,
+        configDir: a.paths.configDir,
+        clients: CLIENTS,
+        rate: RATE,
+        seconds: SECONDS,
+      });
+      if (r.errors) throw new Error(`${name}: ${r.errors} requests failed`);
+      lat[name].push(...r.lat);
     }
   console.log("");
   console.log(`answer latency at ${RATE}/s from ${CLIENTS} connections, ${2 * SECONDS} s per agent (ms):`);

@@ -7,19 +7,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 
-if (!process.env.AZKEEP_BENCH_TSX) {
-  const r = spawnSync(
-    process.execPath,
-    ["--import", "tsx", fileURLToPath(import.meta.url), ...process.argv.slice(2)],
-    {
-      stdio: "inherit",
-      env: { ...process.env, AZKEEP_BENCH_TSX: "1" },
-    },
-  );
-  process.exit(r.status ?? 1);
-}
+(await import("./lib.mjs")).underTsx(import.meta.url);
 const { PolicyGate } = await import("../src/agent/gate.ts");
 const { deriveReleaseKeys } = await import("../src/agent/policy.ts");
 const N = Number(process.argv[process.argv.indexOf("--n") + 1] || 3000);

@@ -218,6 +218,15 @@ type Judged =
 /** Refusals kept while locked, waiting for the log key; beyond that they are not kept. */
 const MAX_PENDING = 1000;
 
+/** Why a pinentry confirmation did not allow something, in the words the refusal shows. */
+function refusalWords(outcome: Exclude<ConfirmOutcome, { answer: "allow" }>, timeoutSec: number): string {
+  return outcome.answer === "cancel"
+    ? "you denied it"
+    : outcome.answer === "timeout"
+      ? `nobody answered within ${timeoutSec} s`
+      : `the prompt failed (${outcome.detail})`;
+}
+
 export class PolicyGate {
   private keys: ReleaseKeys | undefined;
   private log: ReleaseLog | undefined;
@@ -589,12 +598,7 @@ export class PolicyGate {
       timeoutSec,
     );
     if (outcome.answer !== "allow") {
-      const why =
-        outcome.answer === "cancel"
-          ? "you denied it"
-          : outcome.answer === "timeout"
-            ? `nobody answered within ${timeoutSec} s`
-            : `the prompt failed (${outcome.detail})`;
+      const why = refusalWords(outcome, timeoutSec);
       return deny(
         `policy-change (${outcome.answer === "cancel" ? "denied" : outcome.answer})`,
         `The release policy was not changed: ${why}.`,
@@ -698,12 +702,7 @@ export class PolicyGate {
       }
       return { allow: true, rule: `${ruleName} (confirmed)` };
     }
-    const why =
-      outcome.answer === "cancel"
-        ? "you denied it"
-        : outcome.answer === "timeout"
-          ? `nobody answered within ${timeoutSec} s`
-          : `the prompt failed (${outcome.detail})`;
+    const why = refusalWords(outcome, timeoutSec);
     return {
       allow: false,
       rule: `${ruleName} (${outcome.answer === "cancel" ? "denied" : outcome.answer})`,
