@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { BIN } from "../helpers/cli.js";
-import { runProcess } from "../helpers/process.js";
+import { runConcurrently } from "../helpers/process.js";
 import { CONTOSO, signedIn, type SignedIn } from "./signed-in.js";
 
 describe("refresh with faults at the identity provider (e2e)", { timeout: 600_000 }, () => {
@@ -168,14 +168,12 @@ describe("single flight across processes (e2e)", { timeout: 900_000 }, () => {
     for (let round = 1; round <= ROUNDS; round++) {
       await s.ageAccessTokens(-1);
       await s.emu.control.clearRequests();
-      const results = await Promise.all(
-        Array.from({ length: N }, () =>
-          runProcess(
-            process.execPath,
-            [BIN, "account", "get-access-token", "--query", "accessToken", "-o", "tsv", "--only-show-errors"],
-            { env: s.env, timeoutMs: 120_000 },
-          ),
-        ),
+      // Started by a launcher: N spawns from here would stall the emulator this process serves.
+      const results = await runConcurrently(
+        N,
+        process.execPath,
+        [BIN, "account", "get-access-token", "--query", "accessToken", "-o", "tsv", "--only-show-errors"],
+        { env: s.env, timeoutMs: 120_000 },
       );
       const failed = results.filter((r) => r.code !== 0);
       assert.equal(failed.length, 0, `round ${round}: ${failed.length} failed: ${failed[0]?.stderr}`);
