@@ -42,7 +42,7 @@ describe("runConcurrently", { timeout: 120_000 }, () => {
     ]);
     assert.equal(slow[0]!.signal, "SIGKILL");
     assert.deepEqual(
-      fast!.map((r) => [r.code, r.stdout]),
+      fast.map((r) => [r.code, r.stdout]),
       [
         [0, "this"],
         [0, "this"],
