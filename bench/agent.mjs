@@ -13,6 +13,7 @@ import {
   agentLatency,
   azkeepStoreEnv,
   baseEnv,
+  machineLine,
   measure,
   median,
   must,
@@ -94,16 +95,10 @@ async function main() {
     }
     await measure(2, cmds);
     const raw = await measure(RUNS, cmds);
-    const os = await import("node:os");
     console.log(
       `agent, cached get-access-token, provider ${provider}: medians of ${RUNS} interleaved runs (${new Date().toISOString()})`,
     );
-    console.log(
-      `node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, load average ${os
-        .loadavg()
-        .map((l) => l.toFixed(2))
-        .join(" ")}`,
-    );
+    console.log(machineLine());
     console.log("");
     console.log("| environment | command | wall ms | peak RSS MiB | wall / node | RSS / node |");
     console.log("|---|---|---:|---:|---:|---:|");

@@ -3,6 +3,7 @@
 // Not a benchmark itself (bench/run.mjs skips it).
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -221,4 +222,10 @@ export function underTsx(url) {
     env: { ...process.env, AZKEEP_BENCH_TSX: "1" },
   });
   process.exit(r.status ?? 1);
+}
+
+/** One line naming the machine a benchmark ran on: Node, CPUs, load average. */
+export function machineLine() {
+  const l = os.loadavg().map((x) => x.toFixed(2));
+  return `node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, load average ${l.join(" ")}`;
 }

@@ -21,6 +21,7 @@ const {
   agentLatency,
   azkeepStoreEnv,
   baseEnv,
+  machineLine,
   measure,
   median,
   must,
@@ -90,14 +91,8 @@ try {
   }));
   await measure(2, cmds);
   const raw = await measure(RUNS, cmds);
-  const os = await import("node:os");
   console.log(`release policy on whole processes: ${RUNS} interleaved runs (${new Date().toISOString()})`);
-  console.log(
-    `node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, load average ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(" ")}`,
-  );
+  console.log(machineLine());
   console.log("");
   console.log("| agent | get-access-token median ms | p90 ms |");
   console.log("|---|---:|---:|");

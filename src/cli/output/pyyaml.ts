@@ -304,6 +304,16 @@ class Emitter {
     this.indent = this.indents.pop() ?? null;
   }
 
+  /** An empty sequence or mapping, the only ones in flow style (default_flow_style=False): `[]`, `{}`. */
+  private writeEmptyFlow(open: string, close: string): void {
+    this.writeIndicator(open, true, true);
+    this.flowLevel += 1;
+    this.increaseIndent(true);
+    this.popIndent();
+    this.flowLevel -= 1;
+    this.writeIndicator(close, false);
+  }
+
   private node(
     n: Node,
     ctx: { root?: boolean; mapping?: boolean; simpleKey?: boolean; analysis?: Analysis },
@@ -322,13 +332,7 @@ class Emitter {
       this.popIndent();
     } else if (n.kind === "seq") {
       if (this.flowLevel > 0 || n.items.length === 0) {
-        // Only the empty sequence is in flow style (default_flow_style=False): `[]`.
-        this.writeIndicator("[", true, true);
-        this.flowLevel += 1;
-        this.increaseIndent(true);
-        this.popIndent();
-        this.flowLevel -= 1;
-        this.writeIndicator("]", false);
+        this.writeEmptyFlow("[", "]");
         return;
       }
       this.increaseIndent(false, mappingContext && !this.indention);
@@ -340,12 +344,7 @@ class Emitter {
       this.popIndent();
     } else {
       if (this.flowLevel > 0 || n.pairs.length === 0) {
-        this.writeIndicator("{", true, true);
-        this.flowLevel += 1;
-        this.increaseIndent(true);
-        this.popIndent();
-        this.flowLevel -= 1;
-        this.writeIndicator("}", false);
+        this.writeEmptyFlow("{", "}");
         return;
       }
       this.increaseIndent(false);
