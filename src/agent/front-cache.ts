@@ -16,7 +16,7 @@
  * `clear()` runs on every lock, stop and idle/max expiry and on every store write through the
  * agent.
  */
-import { statSync } from "node:fs";
+import { fileSignature } from "../core/store/files.js";
 import { join } from "node:path";
 import type { AgentToken } from "./protocol.js";
 
@@ -39,10 +39,7 @@ export class ReleasedTokens {
   /** What the store's files look like now (compared before a cached answer is used). */
   filesNow(): string {
     let sig = "";
-    for (const name of WATCHED) {
-      const st = statSync(join(this.configDir, name), { throwIfNoEntry: false, bigint: true });
-      sig += st ? `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}|` : "-|";
-    }
+    for (const name of WATCHED) sig += `${fileSignature(join(this.configDir, name)) ?? "-"}|`;
     return sig;
   }
 

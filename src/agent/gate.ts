@@ -22,6 +22,7 @@
  * terminal the agent was started from, or a refusal); pid reuse (approvals are keyed by start
  * time); a self-described name (the prompt shows the kernel's exe path; argv is shown as given).
  */
+import { fileSignature } from "../core/store/files.js";
 import { readProcess, type ProcReader } from "../core/procfs.js";
 import type { ReleaseDecision, ReleaseGate, ReleaseRequest } from "./release.js";
 import { CallerCache, describeCaller, logCaller, type Caller } from "./caller.js";
@@ -48,7 +49,6 @@ import {
   type Rule,
   type RuleChange,
 } from "./policy.js";
-import { statSync } from "node:fs";
 import { AzkeepError } from "../core/errors.js";
 import { UNLOCK_HINT, type PolicyChange, type PolicyView } from "./protocol.js";
 import { join } from "node:path";
@@ -313,13 +313,7 @@ export class PolicyGate {
   private policy(): PolicyLoad {
     if (!this.keys) return { state: "tampered", message: "the agent is locked" };
     const path = join(this.o.configDir, POLICY_FILE);
-    let sig = "missing";
-    try {
-      const st = statSync(path, { bigint: true });
-      sig = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-    } catch {
-      /* missing */
-    }
+    const sig = fileSignature(path) ?? "missing";
     if (this.policyCache?.sig !== sig) {
       this.policyCache = { sig, load: loadPolicy(this.o.configDir, this.keys.policy) };
       this.approvals.clear(); // rules changed: approvals made under the old ones lapse

@@ -11,7 +11,6 @@
  * and the unsealed files are kept in memory until they change on disk (stat: size, mtime, inode).
  */
 import { randomBytes } from "node:crypto";
-import { statSync } from "node:fs";
 import type { Socket } from "node:net";
 import { join } from "node:path";
 import { createNodeContext, type Context } from "../core/context.js";
@@ -19,6 +18,7 @@ import { AzkeepError } from "../core/errors.js";
 import { findSubscription } from "../core/profile/accounts.js";
 import { listAccounts, logout, setAccount } from "../core/profile/ops.js";
 import type { Profile } from "../core/profile/types.js";
+import { fileSignature } from "../core/store/files.js";
 import { PROFILE_FILE, SEALED_FILE, openStore, type Secrets, type Store } from "../core/store/index.js";
 import { cloudForRest, openTokenDeps } from "../core/tokens/deps.js";
 import { applySignIn, type SignInRecord } from "../core/signin.js";
@@ -45,12 +45,7 @@ function errBody(e: unknown): AgentErrorBody {
 }
 
 function signature(path: string): string {
-  try {
-    const st = statSync(path, { bigint: true });
-    return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-  } catch {
-    return "missing";
-  }
+  return fileSignature(path) ?? "missing";
 }
 
 /** The store, with its unsealed contents kept until the files change on disk. */

@@ -27,6 +27,19 @@ import { AzkeepError } from "../errors.js";
 
 const CHECK_MODES = process.platform !== "win32";
 
+/**
+ * What a file looks like now, to tell whether it changed since it was read: inode (an atomic
+ * rename makes a new one), size, mtime and ctime in ns. Undefined when it does not exist.
+ */
+export function fileSignature(path: string): string | undefined {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Quotes a path for the shell commands in hints. */
 export function shq(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
