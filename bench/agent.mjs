@@ -2,8 +2,10 @@
 // side by side with bare `node -e 0` in one run (clean environment, and with the system CA
 // bundle), for the key provider of AZKEEP_STORE_PROVIDER (default insecure-file; run it once
 // per provider, see docs/benchmarks.md); then the agent's answer latency at 1,000 requests/s
-// from 20 connections, and its idle RSS (front + vault).
-import { readFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+// from 20 connections, from Node clients and from bench/loadgen.c (`--loadgen node|c|both`),
+// with the front's CPU time per answer; and its idle RSS (front + vault). `--runs 0` skips the
+// whole-process runs.
+import { readFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -11,6 +13,7 @@ import {
   BIN,
   REPO,
   agentLatency,
+  cLatency,
   azkeepStoreEnv,
   baseEnv,
   machineLine,
@@ -26,7 +29,17 @@ const RUNS = Number(option("--runs", "21"));
 const RATE = Number(option("--rate", "1000"));
 const CLIENTS = Number(option("--clients", "20"));
 const SECONDS = Number(option("--seconds", "5"));
+/** `node`, `c` or `both`: which load generator measures the answer latency. */
+const LOADGEN = option("--loadgen", "both");
+/** A file for loadgen.c's latencies and send times (ms), one answer a line, to see when the slow ones came. */
+const DUMP = option("--dump", "");
 const PASSPHRASE = "bench-passphrase-for-the-agent";
+
+/** CPU time (user + system) of `pid` so far, ms. */
+function cpuMs(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // clock ticks of 10 ms (USER_HZ 100)
+}
 
 function rssMiB(pid) {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -77,71 +90,8 @@ async function main() {
       "agent-only",
     );
 
-    const systemCa = "/etc/ssl/certs/ca-certificates.crt";
-    const scenarios = [{ name: "clean", extra: {} }];
-    if (existsSync(systemCa))
-      scenarios.push({ name: "system CA bundle", extra: { NODE_EXTRA_CA_CERTS: systemCa } });
-    const cmds = [];
-    for (const sc of scenarios) {
-      const e = { ...env, ...sc.extra };
-      cmds.push(
-        { key: `${sc.name}: node -e 0`, argv: [process.execPath, "-e", "0"], env: e },
-        {
-          key: `${sc.name}: azkeep account get-access-token (agent)`,
-          argv: [process.execPath, BIN, "account", "get-access-token", "--only-show-errors"],
-          env: e,
-        },
-      );
-    }
-    await measure(2, cmds);
-    const raw = await measure(RUNS, cmds);
-    console.log(
-      `agent, cached get-access-token, provider ${provider}: medians of ${RUNS} interleaved runs (${new Date().toISOString()})`,
-    );
-    console.log(machineLine());
-    console.log("");
-    console.log("| environment | command | wall ms | peak RSS MiB | wall / node | RSS / node |");
-    console.log("|---|---|---:|---:|---:|---:|");
-    for (const sc of scenarios) {
-      const node = raw[`${sc.name}: node -e 0`];
-      const mine = raw[`${sc.name}: azkeep account get-access-token (agent)`];
-      const nw = median(node.wall),
-        nr = median(node.rss),
-        w = median(mine.wall),
-        r = median(mine.rss);
-      console.log(`| ${sc.name} | node -e 0 | ${nw.toFixed(1)} | ${nr.toFixed(1)} | 1.00 | 1.00 |`);
-      console.log(
-        `| ${sc.name} | get-access-token via agent | ${w.toFixed(1)} | ${r.toFixed(1)} | ${(w / nw).toFixed(2)} | ${(r / nr).toFixed(2)} |`,
-      );
-      console.log(
-        `budget (${sc.name}): wall ≤ 1.15 × node ${w / nw <= 1.15 ? "met" : "MISSED"}; RSS ≤ 1.2 × node ${r / nr <= 1.2 ? "met" : "MISSED"}`,
-      );
-    }
-
-    // Latency at RATE requests/s from CLIENTS connections (each paced on its own timer).
-    const t0 = performance.now();
-    const { lat, errors } = await agentLatency(lib, {
-      socketPath,
-      configDir: paths.configDir,
-      clients: CLIENTS,
-      rate: RATE,
-      seconds: SECONDS,
-    });
-    const elapsed = (performance.now() - t0) / 1000;
-    console.log("");
-    console.log(
-      `answer latency, ${lat.length} token requests in ${elapsed.toFixed(1)} s (${(lat.length / elapsed).toFixed(0)}/s) from ${CLIENTS} connections: ` +
-        `p50 ${pct(lat, 50).toFixed(3)} ms, p99 ${pct(lat, 99).toFixed(3)} ms, max ${Math.max(...lat).toFixed(2)} ms, errors ${errors} ` +
-        `(budget p99 < 1 ms: ${pct(lat, 99) < 1 ? "met" : "MISSED"})`,
-    );
-    // The agent's own share: from the whole frame read to the answer written, in the front.
-    const after = await lib.connectAgent({ socketPath, configDir: paths.configDir });
-    const own = (await after.status()).answerMs;
-    after.close();
-    if (own)
-      console.log(
-        `the agent's own answer time (agent status, last ${own.count} requests): p50 ${own.p50} ms, p99 ${own.p99} ms`,
-      );
+    if (RUNS > 0) await wallAndRss(env);
+    await latency(lib, socketPath, paths.configDir, root, status);
     await new Promise((r) => setTimeout(r, 2000));
     console.log(
       `idle RSS: front ${rssMiB(status.pid).toFixed(1)} MiB, vault ${rssMiB(status.vaultPid).toFixed(1)} MiB (locked agent: the front only)`,
@@ -158,6 +108,107 @@ async function main() {
     await emu.close();
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/** Whole processes, side by side with `node -e 0`: clean, and with the system CA bundle. */
+async function wallAndRss(env) {
+  const systemCa = "/etc/ssl/certs/ca-certificates.crt";
+  const scenarios = [{ name: "clean", extra: {} }];
+  if (existsSync(systemCa))
+    scenarios.push({ name: "system CA bundle", extra: { NODE_EXTRA_CA_CERTS: systemCa } });
+  const cmds = [];
+  for (const sc of scenarios) {
+    const e = { ...env, ...sc.extra };
+    cmds.push(
+      { key: `${sc.name}: node -e 0`, argv: [process.execPath, "-e", "0"], env: e },
+      {
+        key: `${sc.name}: azkeep account get-access-token (agent)`,
+        argv: [process.execPath, BIN, "account", "get-access-token", "--only-show-errors"],
+        env: e,
+      },
+    );
+  }
+  await measure(2, cmds);
+  const raw = await measure(RUNS, cmds);
+  console.log(
+    `agent, cached get-access-token, provider ${provider}: medians of ${RUNS} interleaved runs (${new Date().toISOString()})`,
+  );
+  console.log(machineLine());
+  console.log("");
+  console.log("| environment | command | wall ms | peak RSS MiB | wall / node | RSS / node |");
+  console.log("|---|---|---:|---:|---:|---:|");
+  for (const sc of scenarios) {
+    const node = raw[`${sc.name}: node -e 0`];
+    const mine = raw[`${sc.name}: azkeep account get-access-token (agent)`];
+    const nw = median(node.wall),
+      nr = median(node.rss),
+      w = median(mine.wall),
+      r = median(mine.rss);
+    console.log(`| ${sc.name} | node -e 0 | ${nw.toFixed(1)} | ${nr.toFixed(1)} | 1.00 | 1.00 |`);
+    console.log(
+      `| ${sc.name} | get-access-token via agent | ${w.toFixed(1)} | ${r.toFixed(1)} | ${(w / nw).toFixed(2)} | ${(r / nr).toFixed(2)} |`,
+    );
+    console.log(
+      `budget (${sc.name}): wall ≤ 1.15 × node ${w / nw <= 1.15 ? "met" : "MISSED"}; RSS ≤ 1.2 × node ${r / nr <= 1.2 ? "met" : "MISSED"}`,
+    );
+  }
+}
+
+/**
+ * Latency at RATE requests/s from CLIENTS connections, from two load generators in turn: Node
+ * clients (the library's `connectAgent`, each paced on its own timer) and bench/loadgen.c (one
+ * epoll thread in C, when a C compiler is here), whose own cost is near nothing, so its figures
+ * are the agent's answer latency as a client sees it. Then the agent's own answer time.
+ */
+async function latency(lib, socketPath, configDir, root, status) {
+  const line = (who, lat, errors, elapsed) =>
+    console.log(
+      `answer latency (${who}), ${lat.length} token requests in ${elapsed.toFixed(1)} s (${(lat.length / elapsed).toFixed(0)}/s) from ${CLIENTS} connections: ` +
+        `p50 ${pct(lat, 50).toFixed(3)} ms, p99 ${pct(lat, 99).toFixed(3)} ms, max ${Math.max(...lat).toFixed(2)} ms, errors ${errors} ` +
+        `(budget p99 < 1 ms: ${pct(lat, 99) < 1 ? "met" : "MISSED"})`,
+    );
+  console.log("");
+  if (RUNS === 0) console.log(machineLine());
+  if (LOADGEN !== "c") {
+    const t0 = performance.now();
+    const { lat, errors } = await agentLatency(lib, {
+      socketPath,
+      configDir,
+      clients: CLIENTS,
+      rate: RATE,
+      seconds: SECONDS,
+    });
+    line("Node clients", lat, errors, (performance.now() - t0) / 1000);
+  }
+  if (LOADGEN !== "node") {
+    const cpu0 = cpuMs(status.pid);
+    const c = await cLatency({
+      socketPath,
+      configDir,
+      clients: CLIENTS,
+      rate: RATE,
+      seconds: SECONDS,
+      dir: root,
+    });
+    if (c && DUMP) writeFileSync(DUMP, c.lat.map((l, i) => `${l} ${c.sentAt[i]}\n`).join(""));
+    if (c) line("bench/loadgen.c", c.lat, c.errors, c.elapsed);
+    if (c)
+      console.log(
+        `the front's CPU time: ${(((cpuMs(status.pid) - cpu0) / c.lat.length) * 1000).toFixed(1)} µs per answer (user + system, /proc)`,
+      );
+    else
+      console.log(
+        "bench/loadgen.c: no C compiler (cc) here; install gcc to measure without the Node clients' own cost",
+      );
+  }
+  // The agent's own share: from the whole frame read to the answer written, in the front.
+  const after = await lib.connectAgent({ socketPath, configDir });
+  const own = (await after.status()).answerMs;
+  after.close();
+  if (own)
+    console.log(
+      `the agent's own answer time (agent status, last ${own.count} requests): p50 ${own.p50} ms, p99 ${own.p99} ms`,
+    );
 }
 
 main().catch((e) => {

@@ -212,6 +212,44 @@ export async function agentLatency(lib, { socketPath, configDir, clients, rate, 
 }
 
 /**
+ * The same load as `agentLatency`, from bench/loadgen.c (compiled into `dir` with `cc`): one
+ * epoll thread in C, so the figures are the agent's, not a Node client's event loop and
+ * collector. Resolves undefined when there is no C compiler.
+ */
+export async function cLatency({ socketPath, configDir, clients, rate, seconds, dir }) {
+  const exe = join(dir, "loadgen");
+  const cc = spawnSync("cc", ["-O2", "-o", exe, join(REPO, "bench", "loadgen.c")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  if (cc.error?.code === "ENOENT") return undefined;
+  if (cc.status !== 0) throw new Error(`cc bench/loadgen.c failed: ${cc.stderr}`);
+  // Not spawnSync: this process may host the emulator the agent refreshes from.
+  const t0 = performance.now();
+  const r = await new Promise((resolve, reject) => {
+    const child = spawn(exe, [socketPath, configDir, String(clients), String(rate), String(seconds)], {
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: (seconds + 30) * 1000,
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (status, signal) => resolve({ status, signal, stdout, stderr }));
+  });
+  const elapsed = (performance.now() - t0) / 1000;
+  if (r.status !== 0) throw new Error(`bench/loadgen.c failed (${r.status ?? r.signal}): ${r.stderr}`);
+  const lines = r.stdout
+    .trim()
+    .split("\n")
+    .map((l) => l.split(" ").map(Number));
+  const lat = lines.map(([us]) => us / 1000);
+  const sentAt = lines.map(([, us]) => us / 1000);
+  const errors = Number(/errors (\d+)/.exec(r.stderr)?.[1] ?? NaN);
+  return { lat, sentAt, errors, elapsed };
+}
+
+/**
  * Runs the calling benchmark again under tsx (for modules it imports from src/ that are not in
  * the library's API); returns only in the re-run process.
  */
