@@ -148,7 +148,10 @@ async function main(): Promise<void> {
     onStop: () => {
       stopping = true;
       log("stopped");
-      setTimeout(() => process.exit(0), 50).unref();
+      // The release log's last records are written first (they are written every 100 ms).
+      const exit = () => process.exit(0);
+      void Promise.all([gate.flushLog?.().catch(() => {}), new Promise((r) => setTimeout(r, 50))]).then(exit);
+      setTimeout(exit, 2_000).unref();
     },
   });
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {

@@ -230,6 +230,8 @@ function refusalWords(outcome: Exclude<ConfirmOutcome, { answer: "allow" }>, tim
 export class PolicyGate {
   private keys: ReleaseKeys | undefined;
   private log: ReleaseLog | undefined;
+  /** The flush of the log dropped at the last lock. */
+  private closing: Promise<void> = Promise.resolve();
   private policyCache: { sig: string; load: PolicyLoad } | undefined;
   /** The policy MAC the seal holds and how to change it (from the vault at unlock). */
   private seen: SealedPolicyMark | undefined;
@@ -252,6 +254,8 @@ export class PolicyGate {
     this.seen = seen;
     this.policyCache = undefined;
     if (!keys) {
+      // Locked: the records made so far are written now (the log's key is gone after this).
+      if (this.log) this.closing = this.log.flush();
       this.log = undefined;
       this.approvals.clear();
       return;
@@ -297,6 +301,12 @@ export class PolicyGate {
 
   get releaseLog(): ReleaseLog | undefined {
     return this.log;
+  }
+
+  /** Resolves when every record made so far is on disk (the agent stops after it). */
+  async flushLog(): Promise<void> {
+    await this.closing;
+    await this.log?.flush();
   }
 
   connected(pid: number): void {
@@ -758,6 +768,7 @@ export function releaseGate(o: PolicyGateOptions): ReleaseGate & { gate: PolicyG
     locked() {
       gate.setKeys(undefined);
     },
+    flushLog: () => gate.flushLog(),
     promptFrom(pid) {
       const tty = readProcess(pid, o.reader).tty;
       if (tty?.startsWith("/dev/")) gate.setPromptTerminal(tty);

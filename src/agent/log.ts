@@ -25,6 +25,9 @@ import { join } from "node:path";
 export const LOG_FILE = "release.log";
 export const HEAD_FILE = "release.log.head";
 
+/** How often the agent writes its pending records (and the head): see `ReleaseLog.drain`. */
+export const WRITE_EVERY_MS = 100;
+
 export interface LogCaller {
   pid: number;
   startTime?: number | undefined;
@@ -238,6 +241,7 @@ export class ReleaseLog {
   private pending: string[] = [];
   private pendingHead: Head | undefined;
   private drainQueued = false;
+  private writeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Entries whose records are made at the next turn of the event loop (see `append`). */
   private entries: LogEntry[] = [];
   private scheduled: Promise<void> | undefined;
@@ -251,6 +255,7 @@ export class ReleaseLog {
     private readonly key: Uint8Array,
     private readonly now: () => number,
     existing: LogVerification,
+    private readonly writeEveryMs: number,
   ) {
     this.logPath = join(dir, LOG_FILE);
     this.headPath = join(dir, HEAD_FILE);
@@ -272,8 +277,13 @@ export class ReleaseLog {
   }
 
   /** Opens the log in `dir` (its chain verified once; a broken one is kept aside and restarted). */
-  static open(dir: string, key: Uint8Array, now: () => number = Date.now): ReleaseLog {
-    return new ReleaseLog(dir, key, now, verifyLogFiles(dir, key));
+  static open(
+    dir: string,
+    key: Uint8Array,
+    now: () => number = Date.now,
+    writeEveryMs = WRITE_EVERY_MS,
+  ): ReleaseLog {
+    return new ReleaseLog(dir, key, now, verifyLogFiles(dir, key), writeEveryMs);
   }
 
   /**
@@ -318,15 +328,26 @@ export class ReleaseLog {
     this.pendingHead = head;
     if (!this.drainQueued) {
       this.drainQueued = true;
-      this.queue = this.queue.then(() => this.drain());
+      this.writeTimer = setTimeout(() => this.startDrain(), this.writeEveryMs);
     }
     return record;
   }
 
+  /** Queues the write of what is pending (now, not at the timer: `flush`). */
+  private startDrain(): void {
+    if (!this.writeTimer) return;
+    clearTimeout(this.writeTimer);
+    this.writeTimer = undefined;
+    this.queue = this.queue.then(() => this.drain());
+  }
+
   /**
    * Writes every record appended since the last write in one append, then the head of the last
-   * one (at 1,000 decisions a second, one write for many, not three file operations each). The
-   * head is never ahead of the log; behind it is what a crash between the two leaves anyway.
+   * one: at most every `writeEveryMs` (at 1,000 decisions a second, ten writes a second, not
+   * three file operations a decision: those took a third of the front's time and were the tail
+   * of its answer latency, docs/benchmarks.md). The head is never ahead of the log; behind it is
+   * what a crash between the two leaves anyway. An agent killed (SIGKILL) loses the records of
+   * its last `writeEveryMs`; a stop and a lock write them first.
    */
   private async drain(): Promise<void> {
     this.drainQueued = false;
@@ -348,6 +369,7 @@ export class ReleaseLog {
   /** Resolves when every queued append is on disk. */
   async flush(): Promise<void> {
     await this.scheduled;
+    this.startDrain();
     await this.queue;
   }
 

@@ -88,6 +88,8 @@ export interface ReleaseGate {
   refused?(req: ReleaseRequest, rule: string, reason: string): void;
   /** `azkeep agent log`: the records and whether the chain verifies. */
   readLog?(): Promise<unknown>;
+  /** Resolves when every release-log record made so far is on disk (before the agent exits). */
+  flushLog?(): Promise<void>;
 }
 
 /** Releases everything: the default, and `azkeep agent start --policy open`. */
