@@ -20,10 +20,18 @@
 
 import { closeSync, openSync, readSync, readlinkSync } from "node:fs";
 
-/** The three kinds of access to `/proc` this module needs; each returns undefined on failure. */
+/** The kinds of access to `/proc` this module needs; each returns undefined on failure. */
 export interface ProcReader {
   readFile(path: string): string | undefined;
   readLink(path: string): string | undefined;
+  /**
+   * Optional: opens a `/proc/PID/…` file to be read again later (`reread`). An open file of
+   * `/proc/PID` belongs to that process, not to its number: once the process has ended, reads
+   * fail, even when a new process has the same pid. `release` closes it.
+   */
+  hold?(path: string): number | undefined;
+  reread?(handle: number): string | undefined;
+  release?(handle: number): void;
 }
 
 /** One buffer for every /proc read: the agent reads a caller's files one after another. */
@@ -56,8 +64,43 @@ function readProcFile(path: string): string | undefined {
   }
 }
 
+/**
+ * Reads an open /proc file from its start (pread at 0). A read shorter than the buffer is taken
+ * as the whole file (one system call, not two): /proc gives `stat` and `cmdline` whole when they
+ * fit. Were one ever cut short, the caller would see a change and read the process afresh.
+ */
+function rereadProcFile(fd: number): string | undefined {
+  try {
+    const buf = (procBuffer ??= Buffer.allocUnsafe(16_384));
+    let text = "";
+    for (let at = 0; ;) {
+      const n = readSync(fd, buf, 0, buf.length, at);
+      text += buf.toString("latin1", 0, n);
+      if (n < buf.length) return text;
+      at += n;
+    }
+  } catch {
+    return undefined;
+  }
+}
+
 export const nodeProcReader: ProcReader = {
   readFile: readProcFile,
+  hold(path) {
+    try {
+      return openSync(path, "r");
+    } catch {
+      return undefined;
+    }
+  },
+  reread: rereadProcFile,
+  release(fd) {
+    try {
+      closeSync(fd);
+    } catch {
+      /* closed */
+    }
+  },
   readLink(path) {
     try {
       return readlinkSync(path);

@@ -11,7 +11,12 @@ function stat(pid: number, comm: string, ppid: number, sid: number, tty: number,
   return `${pid} (${comm}) S ${ppid} ${pid} ${sid} ${tty} -1 0 0 0 0 0 0 0 0 0 20 0 1 0 ${start} 1000 10\n`;
 }
 
-function world() {
+/**
+ * A fake /proc. With `holding`, it also gives held files (`ProcReader.hold`) as the kernel does:
+ * a held file belongs to the process it was opened for, and fails once that process is gone
+ * (here: the pid's start time changed), even though the pid is in use again.
+ */
+function world(holding = false) {
   const files: Record<string, string> = {};
   const put = (
     pid: number,
@@ -33,55 +38,98 @@ function world() {
     return files[p];
   };
   const reader: ProcReader = { readFile: get, readLink: get };
+  const startOf = (pid: string) => / (\d+) \d+ \d+\n$/.exec(files[`/proc/${pid}/stat`] ?? "")?.[1];
+  const handles = new Map<number, { path: string; pid: string; start: string | undefined }>();
+  let nextHandle = 3;
+  if (holding) {
+    reader.hold = (path) => {
+      const pid = path.split("/")[2]!;
+      if (files[path] === undefined) return undefined;
+      handles.set(nextHandle, { path, pid, start: startOf(pid) });
+      return nextHandle++;
+    };
+    reader.reread = (h) => {
+      reads++;
+      const held = handles.get(h);
+      assert.ok(held, `handle ${h} read after it was released`);
+      return startOf(held.pid) === held.start ? files[held.path] : undefined;
+    };
+    reader.release = (h) => {
+      assert.ok(handles.delete(h), `handle ${h} released twice`);
+    };
+  }
   put(1, 0, 1, "/sbin/init");
   put(100, 1, 50, "/usr/bin/bash");
   put(200, 100, 900, "/usr/bin/terraform");
-  return { files, put, reader, reads: () => reads };
+  return { files, put, reader, reads: () => reads, open: () => handles.size };
 }
 
-describe("agent: caller cache", () => {
-  it("the same unchanged process is a hit, with fewer /proc reads than a full identification", () => {
-    const w = world();
-    const now = 1_000;
-    const cache = new CallerCache(w.reader, () => now);
-    const first = cache.identify(200, undefined);
-    assert.equal(first.facts.known, true);
-    assert.deepEqual(first.facts.ancestors, ["/usr/bin/bash", "/sbin/init"]);
-    const full = w.reads();
-    const again = cache.identify(200, undefined);
-    assert.equal(again, first, "not served from the cache");
-    const hit = w.reads() - full;
-    assert.ok(hit < full / 2, `a hit read ${hit} files, a full identification ${full}`);
-  });
-
-  const changes: [string, (w: ReturnType<typeof world>) => void][] = [
-    ["a reused pid (new start time)", (w) => w.put(200, 100, 901, "/usr/bin/terraform")],
-    ["another executable (exec)", (w) => (w.files["/proc/200/exe"] = "/tmp/evil")],
-    ["another folder (chdir)", (w) => (w.files["/proc/200/cwd"] = "/tmp")],
-    ["another argv", (w) => (w.files["/proc/200/cmdline"] = "/usr/bin/terraform\0apply\0")],
-    ["another session (setsid)", (w) => w.put(200, 100, 900, "/usr/bin/terraform", { sid: 7 })],
-    ["another parent (reparented)", (w) => w.put(200, 1, 900, "/usr/bin/terraform")],
-  ];
-  for (const [name, change] of changes)
-    it(`${name} is read afresh, not served from the cache`, () => {
-      const w = world();
-      const cache = new CallerCache(w.reader, () => 1_000);
+for (const holding of [false, true])
+  describe(`agent: caller cache${holding ? ", /proc files held open" : ""}`, () => {
+    it("the same unchanged process is a hit, with fewer /proc reads than a full identification", () => {
+      const w = world(holding);
+      const now = 1_000;
+      const cache = new CallerCache(w.reader, () => now);
       const first = cache.identify(200, undefined);
-      change(w);
-      const second = cache.identify(200, undefined);
-      assert.notEqual(second, first);
+      assert.equal(first.facts.known, true);
+      assert.deepEqual(first.facts.ancestors, ["/usr/bin/bash", "/sbin/init"]);
+      const full = w.reads();
+      const again = cache.identify(200, undefined);
+      assert.equal(again, first, "not served from the cache");
+      const hit = w.reads() - full;
+      assert.ok(hit < full / 2, `a hit read ${hit} files, a full identification ${full}`);
     });
 
-  it("an entry older than its lifetime is read afresh; an unknown caller is never cached", () => {
-    const w = world();
-    let now = 1_000;
-    const cache = new CallerCache(w.reader, () => now, 5_000);
-    const first = cache.identify(200, undefined);
-    now += 5_001;
-    assert.notEqual(cache.identify(200, undefined), first);
-    const unknown = cache.identify(4242, undefined);
-    assert.equal(unknown.facts.known, false);
-    w.put(4242, 100, 77, "/usr/bin/python3");
-    assert.equal(cache.identify(4242, undefined).facts.known, true);
+    const changes: [string, (w: ReturnType<typeof world>) => void][] = [
+      ["a reused pid (new start time)", (w) => w.put(200, 100, 901, "/usr/bin/terraform")],
+      ["another executable (exec)", (w) => (w.files["/proc/200/exe"] = "/tmp/evil")],
+      ["another folder (chdir)", (w) => (w.files["/proc/200/cwd"] = "/tmp")],
+      ["another argv", (w) => (w.files["/proc/200/cmdline"] = "/usr/bin/terraform\0apply\0")],
+      ["another session (setsid)", (w) => w.put(200, 100, 900, "/usr/bin/terraform", { sid: 7 })],
+      ["another parent (reparented)", (w) => w.put(200, 1, 900, "/usr/bin/terraform")],
+    ];
+    for (const [name, change] of changes)
+      it(`${name} is read afresh, not served from the cache`, () => {
+        const w = world(holding);
+        const cache = new CallerCache(w.reader, () => 1_000);
+        const first = cache.identify(200, undefined);
+        change(w);
+        const second = cache.identify(200, undefined);
+        assert.notEqual(second, first);
+      });
+
+    it("an entry older than its lifetime is read afresh; an unknown caller is never cached", () => {
+      const w = world(holding);
+      let now = 1_000;
+      const cache = new CallerCache(w.reader, () => now, 5_000);
+      const first = cache.identify(200, undefined);
+      now += 5_001;
+      assert.notEqual(cache.identify(200, undefined), first);
+      const unknown = cache.identify(4242, undefined);
+      assert.equal(unknown.facts.known, false);
+      w.put(4242, 100, 77, "/usr/bin/python3");
+      assert.equal(cache.identify(4242, undefined).facts.known, true);
+    });
+
+    if (holding)
+      it("held files are closed when their entry goes (miss, sweep, clear), never more than two an entry", () => {
+        const w = world(true);
+        let now = 1_000;
+        const cache = new CallerCache(w.reader, () => now, 5_000, 4);
+        cache.identify(200, undefined);
+        assert.equal(w.open(), 2);
+        w.put(200, 100, 901, "/usr/bin/terraform"); // the pid is another process now
+        cache.identify(200, undefined);
+        assert.equal(w.open(), 2, "the old entry's files were not closed");
+        for (let pid = 300; pid < 310; pid++) {
+          w.put(pid, 100, pid, "/usr/bin/az");
+          cache.identify(pid, undefined);
+          assert.ok(w.open() <= 2 * 4, `${w.open()} files open for 4 entries`);
+        }
+        now += 5_000;
+        cache.identify(100, undefined); // the sweep: every entry but this one is too old
+        assert.equal(w.open(), 2);
+        cache.clear();
+        assert.equal(w.open(), 0);
+      });
   });
-});

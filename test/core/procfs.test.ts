@@ -8,6 +8,7 @@ import {
   describeProcess,
   isDescendantOf,
   isSameProcess,
+  nodeProcReader,
   parseCgroup,
   parseStat,
   readAncestry,
@@ -221,6 +222,34 @@ describe("procfs: real processes", () => {
     assert.equal(p.ppid, process.ppid);
     assert.equal(isSameProcess(process.pid, p.startTime), true);
     assert.equal(isSameProcess(process.pid, (p.startTime ?? 0) + 1), false);
+  });
+
+  it("a held /proc file follows its process through exec and fails once it has ended", async () => {
+    // The caller cache re-checks callers through held files (ProcReader.hold): this is the
+    // kernel behaviour it relies on, on this kernel.
+    const c = spawnKept("sh", ["-c", "read x; exec sleep 30"]);
+    // stdin is /dev/null: `read` ends at once, then sh becomes sleep (the same process).
+    const pid = c.pid!;
+    const stat = nodeProcReader.hold!(`/proc/${pid}/stat`)!;
+    const cmdline = nodeProcReader.hold!(`/proc/${pid}/cmdline`)!;
+    try {
+      const first = parseStat(nodeProcReader.reread!(stat)!);
+      assert.equal(first?.pid, pid);
+      await waitFor(() => (nodeProcReader.reread!(cmdline)?.startsWith("sleep\0") ? true : undefined));
+      assert.equal(
+        parseStat(nodeProcReader.reread!(stat)!)?.startTime,
+        first?.startTime,
+        "exec keeps the process",
+      );
+      const gone = new Promise((r) => c.once("exit", r));
+      process.kill(pid, "SIGKILL");
+      await gone; // reaped by Node: the pid may now be given to another process
+      assert.equal(nodeProcReader.reread!(stat), undefined);
+      assert.ok(!nodeProcReader.reread!(cmdline), "argv of an ended process");
+    } finally {
+      nodeProcReader.release!(stat);
+      nodeProcReader.release!(cmdline);
+    }
   });
 
   it("a program with a hostile name, its real path and argv; setsid → own session, no terminal", async () => {
