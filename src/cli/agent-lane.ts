@@ -15,6 +15,7 @@ import { AgentGoneError } from "../agent/client.js";
 import { reachAgent } from "../agent/start.js";
 import { resolvePaths } from "../core/paths.js";
 import { checkSubscriptionOrTenant, toAzShape } from "../core/tokens/az-shape.js";
+import { formatExpiresOn } from "../core/tokens/time.js";
 import { errorText } from "./error-text.js";
 import { EXIT } from "./exit-codes.js";
 import { checkQuery } from "./output/format.js";
@@ -57,7 +58,12 @@ export async function main(
   if (!conn) return fallback();
   let text: string;
   try {
-    const token = await conn.getToken(tokenQueryOf(p));
+    const answer = conn.getToken(tokenQueryOf(p)); // written now
+    answer.catch(() => {});
+    // The agent reads who this process is from /proc before it answers (~1 ms): meanwhile, the
+    // time zone `expiresOn` is printed in is loaded (ICU's, 0.3–1.5 ms on its first use).
+    formatExpiresOn(Date.now() / 1000 + 3600);
+    const token = await answer;
     text = await show(toAzShape(token, Boolean(str(p.options.tenant))), p, output, "azkeep", {
       color: () => false,
     });
