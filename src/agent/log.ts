@@ -239,7 +239,7 @@ export class ReleaseLog {
   private lastMac = "";
   private queue: Promise<void> = Promise.resolve();
   private pending: string[] = [];
-  private pendingHead: Head | undefined;
+  private pendingHead: Omit<Head, "hmac"> | undefined;
   private drainQueued = false;
   private writeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Entries whose records are made at the next turn of the event loop (see `append`). */
@@ -318,14 +318,9 @@ export class ReleaseLog {
     const record: LogRecord = { ...base, mac: hmac(this.key, macInput(base)) };
     this.seq = record.seq;
     this.lastMac = record.mac;
-    const line = `${JSON.stringify(record)}\n`;
-    const head: Head = {
-      seq: record.seq,
-      mac: record.mac,
-      hmac: hmac(this.key, headInput(record.seq, record.mac)),
-    };
-    this.pending.push(line);
-    this.pendingHead = head;
+    this.pending.push(`${JSON.stringify(record)}\n`);
+    // The head's own MAC is made at the write, for the last record only.
+    this.pendingHead = { seq: record.seq, mac: record.mac };
     if (!this.drainQueued) {
       this.drainQueued = true;
       this.writeTimer = setTimeout(() => this.startDrain(), this.writeEveryMs);
@@ -359,7 +354,8 @@ export class ReleaseLog {
     const headTmp = `${this.headPath}.tmp`;
     try {
       await appendFile(this.logPath, lines, { mode: 0o600 });
-      await writeFile(headTmp, JSON.stringify(head), { mode: 0o600 });
+      const signed: Head = { ...head, hmac: hmac(this.key, headInput(head.seq, head.mac)) };
+      await writeFile(headTmp, JSON.stringify(signed), { mode: 0o600 });
       await rename(headTmp, this.headPath);
     } catch {
       /* a full disk must not stop the agent answering; the next verify names the gap */
