@@ -769,6 +769,7 @@ export function releaseGate(o: PolicyGateOptions): ReleaseGate & { gate: PolicyG
       gate.setKeys(undefined);
     },
     flushLog: () => gate.flushLog(),
+    connected: (pid) => gate.connected(pid),
     promptFrom(pid) {
       const tty = readProcess(pid, o.reader).tty;
       if (tty?.startsWith("/dev/")) gate.setPromptTerminal(tty);

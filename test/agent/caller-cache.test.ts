@@ -4,7 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { CallerCache } from "../../src/agent/caller.js";
+import { releaseGate } from "../../src/agent/gate.js";
 import type { ProcReader } from "../../src/core/procfs.js";
 
 function stat(pid: number, comm: string, ppid: number, sid: number, tty: number, start: number) {
@@ -133,3 +137,33 @@ for (const holding of [false, true])
         assert.equal(w.open(), 0);
       });
   });
+
+describe("agent: the gate reads a caller when its connection is accepted", () => {
+  it("connected(pid) identifies it; the decision on its request then only re-checks it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "azkeep-gate-accept-"));
+    try {
+      const key = Buffer.alloc(32, 7).toString("base64");
+      const decideReads = async (accept: boolean): Promise<number> => {
+        const w = world();
+        const gate = releaseGate({ configDir: dir, mode: "open", reader: w.reader });
+        gate.unlocked!({ log: key, policy: key });
+        assert.ok(gate.connected !== undefined, "the front's gate has no accept hook");
+        if (accept) gate.connected(200);
+        const before = w.reads();
+        const d = await gate.decide({
+          peer: { pid: 200, uid: 0, gid: 0 },
+          kind: "token",
+          resourceType: "arm",
+        });
+        assert.equal(d.allow, true);
+        await gate.flushLog!();
+        return w.reads() - before;
+      };
+      const cold = await decideReads(false);
+      const warm = await decideReads(true);
+      assert.ok(warm < cold / 2, `the decision read ${warm} files after accept, ${cold} without`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
