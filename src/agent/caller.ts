@@ -155,7 +155,10 @@ export class CallerCache {
     const held = this.reader.hold
       ? { stat: this.reader.hold(`/proc/${pid}/stat`), cmdline: this.reader.hold(`/proc/${pid}/cmdline`) }
       : undefined;
-    const cmdline = this.reader.readFile(`/proc/${pid}/cmdline`);
+    const cmdline =
+      held?.cmdline !== undefined && this.reader.reread
+        ? this.reader.reread(held.cmdline)
+        : this.reader.readFile(`/proc/${pid}/cmdline`);
     const caller = identifyCaller(pid, run, this.reader, this.memo);
     if (caller.facts.known) {
       if (this.entries.size >= this.maxEntries) this.clear();

@@ -38,9 +38,14 @@ export interface ProcReader {
 let procBuffer: Buffer | undefined;
 
 /**
- * Reads a /proc file with open, read(s) and close: half the system calls of `readFileSync`
- * (which also asks `fstat` for a size /proc does not have), and no allocation per read. The
- * agent reads ~20 of these for each new caller, on the path of every token it releases.
+ * Reads a /proc file with open, read and close: a third of the system calls of `readFileSync`
+ * (which also asks `fstat` for a size /proc does not have, and reads until a read gives 0), and
+ * no allocation per read. The agent reads ~20 of these for each new caller, on the path of every
+ * token it releases.
+ *
+ * A read shorter than the buffer is the whole file: the files read here (`stat`, `status`,
+ * `cgroup`: one seq_file record each; `cmdline`) are given whole by one read that has room for
+ * them. Not for files of many records (`maps`, `mountinfo`), whose reads stop at a record.
  */
 function readProcFile(path: string): string | undefined {
   let fd: number;
@@ -54,8 +59,8 @@ function readProcFile(path: string): string | undefined {
     let text = "";
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) return text;
       text += buf.toString("latin1", 0, n);
+      if (n < buf.length) return text;
     }
   } catch {
     return undefined;
@@ -65,9 +70,9 @@ function readProcFile(path: string): string | undefined {
 }
 
 /**
- * Reads an open /proc file from its start (pread at 0). A read shorter than the buffer is taken
- * as the whole file (one system call, not two): /proc gives `stat` and `cmdline` whole when they
- * fit. Were one ever cut short, the caller would see a change and read the process afresh.
+ * Reads an open /proc file from its start (pread at 0); a short read is the whole file, as in
+ * `readProcFile`. Were one ever cut short, the caller would see a change and read the process
+ * afresh.
  */
 function rereadProcFile(fd: number): string | undefined {
   try {
@@ -133,11 +138,15 @@ export function parseStat(text: string): ProcStat | undefined {
   if (open < 0 || close < open) return undefined;
   const pid = Number(text.slice(0, open).trim());
   const comm = text.slice(open + 1, close);
-  // Fields after comm, counted from field 3 (state).
-  const rest = text
-    .slice(close + 1)
-    .trim()
-    .split(/\s+/);
+  // Fields after comm, counted from field 3 (state); the kernel separates them by one space
+  // (`split(" ", 20)`: the fields up to start time, without scanning the rest).
+  const rest =
+    text.charCodeAt(close + 1) === 32 && text.charCodeAt(close + 2) !== 32
+      ? text.slice(close + 2).split(" ", 20)
+      : text
+          .slice(close + 1)
+          .trim()
+          .split(/\s+/);
   const field = (n: number): number => Number(rest[n - 3]);
   const stat: ProcStat = {
     pid,
