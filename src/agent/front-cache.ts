@@ -30,16 +30,19 @@ const MAX_ENTRIES = 256;
 
 export class ReleasedTokens {
   private readonly entries = new Map<string, { token: AgentToken; files: string }>();
+  private readonly watched: string[];
 
   constructor(
-    private readonly configDir: string,
+    configDir: string,
     private readonly nowS: () => number = () => Date.now() / 1000,
-  ) {}
+  ) {
+    this.watched = WATCHED.map((name) => join(configDir, name));
+  }
 
   /** What the store's files look like now (compared before a cached answer is used). */
   filesNow(): string {
     let sig = "";
-    for (const name of WATCHED) sig += `${fileSignature(join(this.configDir, name)) ?? "-"}|`;
+    for (const path of this.watched) sig += `${fileSignature(path) ?? "-"}|`;
     return sig;
   }
 
