@@ -170,6 +170,48 @@ export type PolicyChange =
   /** Back to the defaults (no rules, the default lifetimes). */
   | { kind: "reset" };
 
+/**
+ * Where a read of the release log goes on: the log file (by its number, which a rotation does
+ * not change, unlike its name), the byte offset and line there, and the last record checked
+ * (the next one must follow it). Opaque to clients: they pass back what the agent gave.
+ */
+export interface LogCursor {
+  file: number;
+  offset: number;
+  line: number;
+  last?: { seq: number; mac: string };
+}
+
+/** A `log` request: the page after `page` (the first without), records filtered. */
+export interface LogPageQuery {
+  page?: LogCursor;
+  /** Epoch ms: only records at or after it (older rotated files are not read). */
+  since?: number;
+  /** Only records of this executable (path or name) or pid. */
+  caller?: string;
+  /** `false`: check only, send no records (`doctor`). */
+  records?: boolean;
+}
+
+/** The answer to `log`: one page, oldest records first. */
+export interface LogPage<R = unknown> {
+  /** No problem found on this page. */
+  ok: boolean;
+  records: R[];
+  /** Each problem found on this page, in words naming the file and record. */
+  problems: string[];
+  /** What is normal but worth saying (records rotated away, files skipped by `since`). */
+  notes: string[];
+  /** The files this page read. */
+  files: string[];
+  /** Records checked on this page (filtered or not). */
+  checked: number;
+  /** Where the next page starts; absent on the last page. */
+  next?: LogCursor;
+  /** A log found broken when the agent unlocked, kept aside. */
+  previous?: string;
+}
+
 /** The answer to `policy`: the policy in force, verified, and for a change what changed. */
 export interface PolicyView {
   /** `file`: policy.json, verified against its MAC and the seal; `defaults`: no file. */
