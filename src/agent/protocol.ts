@@ -46,8 +46,10 @@ export const PROTOCOL_VERSION = 1;
  *   `cloud`, `write`.
  * - 2: `policy` (show, and change after the person confirms on the agent's pinentry); `write`
  *   requests go through the release gate (kind `write`).
+ * - 3: `log` answers one page (`LogPage`, a `next` cursor to ask for the following one) of a
+ *   log that rotates across files; the request may carry `page`, `since`, `caller`, `records`.
  */
-export const PROTOCOL_REVISION = 2;
+export const PROTOCOL_REVISION = 3;
 
 /** The longest frame either side accepts (a token response is ~3 KiB; a profile a few KiB). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -129,8 +131,8 @@ export type AgentRequest =
    */
   | { id: number; op: "unlock" }
   | { id: number; op: "stop" }
-  /** The release log, verified by the agent (it holds the MAC key). */
-  | { id: number; op: "log" }
+  /** The release log, verified by the agent (it holds the MAC key), one page at a time. */
+  | ({ id: number; op: "log" } & LogPageQuery)
   /** The active cloud (config.json checked against the seal): where `login` signs in. */
   | { id: number; op: "cloud" }
   /** Store writes (`login`, `logout`, `account set`): see `WriteOp`. Decided by the release gate (kind `write`). */
