@@ -31,11 +31,31 @@ import {
   type AgentStatus,
   type AgentToken,
   type HelloResult,
+  type LogCursor,
+  type LogPage,
+  type LogPageQuery,
   type PolicyChange,
   type PolicyView,
   type RunInfo,
   type TokenQuery,
 } from "./protocol.js";
+
+/** The whole release log as the agent checked it, page after page (`AgentConnection.releaseLog`). */
+export interface ReleaseLogResult {
+  ok: boolean;
+  records: unknown[];
+  /** Every problem, in words naming the file and record. */
+  problems: string[];
+  notes: string[];
+  /** The files read, oldest first. */
+  files: string[];
+  checked: number;
+  /** A log found broken when the agent unlocked, kept aside. */
+  previous?: string;
+}
+
+/** More pages than any log the agent keeps has (4 files of 8 MiB, 256 KiB a page): a loop guard. */
+const MAX_LOG_PAGES = 10_000;
 
 /** The agent closed the connection (or died) before answering. */
 export class AgentGoneError extends AzkeepError {
@@ -243,9 +263,34 @@ export class AgentConnection {
     });
   }
 
-  /** The release log's records and whether its MAC chain verifies. */
-  async releaseLog(): Promise<{ ok: boolean; records: unknown[]; problem?: string; previous?: string }> {
-    return (await this.call({ op: "log" })) as { ok: boolean; records: unknown[]; problem?: string };
+  /**
+   * The release log's records (oldest first, across its rotated files) and whether its MAC chain
+   * verifies: page after page, each answer under the frame limit. `records: false`: check only.
+   */
+  async releaseLog(q: Omit<LogPageQuery, "page"> = {}): Promise<ReleaseLogResult> {
+    const all: ReleaseLogResult = { ok: true, records: [], problems: [], notes: [], files: [], checked: 0 };
+    let page: LogCursor | undefined;
+    for (let n = 0; ; n++) {
+      if (n === MAX_LOG_PAGES) {
+        all.notes.push(`Stopped after ${MAX_LOG_PAGES} pages of the log.`);
+        break;
+      }
+      // An agent of revision 2 answers everything at once, with `problem` and no `next`.
+      const p = (await this.call({ op: "log", ...q, ...(page ? { page } : {}) })) as Partial<LogPage> & {
+        problem?: string;
+      };
+      all.records.push(...(p.records ?? []));
+      all.problems.push(...(p.problems ?? (p.problem ? [p.problem] : [])));
+      for (const x of p.notes ?? []) if (!all.notes.includes(x)) all.notes.push(x);
+      for (const f of p.files ?? []) if (!all.files.includes(f)) all.files.push(f);
+      all.checked += p.checked ?? p.records?.length ?? 0;
+      if (p.ok === false) all.ok = false;
+      if (p.previous) all.previous = p.previous;
+      if (!p.next) break;
+      page = p.next;
+    }
+    if (all.problems.length) all.ok = false;
+    return all;
   }
 
   async stop(): Promise<void> {

@@ -26,7 +26,7 @@ import { fileSignature } from "../core/store/files.js";
 import { readProcess, type ProcReader } from "../core/procfs.js";
 import type { ReleaseDecision, ReleaseGate, ReleaseRequest } from "./release.js";
 import { CallerCache, describeCaller, logCaller, type Caller } from "./caller.js";
-import { ReleaseLog, type LogEntry, type LogRequest } from "./log.js";
+import { ReleaseLog, maxBytesFromEnv, parseLogQuery, type LogEntry, type LogRequest } from "./log.js";
 import {
   findPinentry,
   pinentryConfirm,
@@ -260,7 +260,8 @@ export class PolicyGate {
       this.approvals.clear();
       return;
     }
-    this.log = ReleaseLog.open(this.o.configDir, keys.log, this.now);
+    const maxBytes = maxBytesFromEnv(this.o.env ?? {});
+    this.log = ReleaseLog.open(this.o.configDir, keys.log, this.now, maxBytes ? { maxBytes } : {});
     // Refusals made while locked (no log key in the front then) are written now, with their time.
     for (const e of this.pending.splice(0)) this.log.append(e);
   }
@@ -774,7 +775,7 @@ export function releaseGate(o: PolicyGateOptions): ReleaseGate & { gate: PolicyG
       const tty = readProcess(pid, o.reader).tty;
       if (tty?.startsWith("/dev/")) gate.setPromptTerminal(tty);
     },
-    async readLog() {
+    async readLog(msg) {
       const log = gate.releaseLog;
       if (!log)
         throw new AzkeepError(
@@ -784,13 +785,9 @@ export function releaseGate(o: PolicyGateOptions): ReleaseGate & { gate: PolicyG
             hint: UNLOCK_HINT,
           },
         );
-      const v = await log.verify();
-      return {
-        ok: v.ok,
-        records: v.records,
-        ...(v.message ? { problem: v.message } : {}),
-        ...(log.problem ? { previous: log.problem } : {}),
-      };
+      // One page (a log of several files does not fit in one frame); the client asks for the next.
+      const { kinds: _kinds, ...page } = await log.readPage(parseLogQuery(msg));
+      return { ...page, ...(log.problem ? { previous: log.problem } : {}) };
     },
   };
 }

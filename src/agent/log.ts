@@ -1,6 +1,6 @@
 /**
  * The release log: one JSON line per decision of the agent's release gate (every release and
- * every refusal), append-only and tamper-evident.
+ * every refusal), append-only, tamper-evident, and rotated so that it stays bounded.
  *
  * Each record carries the MAC of the record before it (`prev`) and its own MAC (`mac`),
  * HMAC-SHA256 under a key that only the unlocked store gives (see `releaseKeys`), so a record
@@ -8,245 +8,249 @@
  * leaves a valid chain, so a MACed head (`release.log.head`: the last seq and MAC) is written
  * after every append: a log shorter than its head is named as truncated.
  *
+ * Rotation (like logrotate, but one chain): when `release.log` would pass `maxBytes` (8 MiB),
+ * the writer renames it to `release.log.1` (`.1` → `.2` …, `keep` = 3 rotated files; the one
+ * pushed past `keep` is deleted last, after the new file has its first record) and goes on in a
+ * new `release.log`. The chain does not restart: the new file's first record follows the last
+ * record of `.1` (its `prev`, the next seq) and carries `opens: { file, keep, prevLatest }` —
+ * under the MAC — saying it opens log file number `file` (the first file is 0) of a writer that
+ * keeps `keep` older files. The rule a reader applies, and why it is sound:
+ * - every file must start with record 1 (`prev` "") or with an `opens` record. Only the writer
+ *   makes either, at the start of a file, so a file whose head was cut off starts with an
+ *   ordinary record and is named (`cut`), even when every older file was deleted with it;
+ * - an `opens` record follows the last record of the file before it (seq and `prev`), else the
+ *   break between the two files is named (`removed`, `unlinked`);
+ * - file `file` has `min(file, keep)` older files that azkeep has not deleted yet: one of those
+ *   missing is named (`rotated-missing`: which file, the records before which seq). Only files
+ *   older than that are "rotated away": a note, not a problem.
+ * - the head names the last record written, in `release.log` (or, just after a rotation, the
+ *   last of `.1`: the `prev` of the new file's first record).
+ * The rotation's steps, each a rename or an append, leave at every crash point a log this rule
+ * accepts: the current file renamed and no new one yet (the chain ends in `.1`, the head names
+ * its last record); the new file written but the head not yet (the head names the `prev` of the
+ * new file's first record); the oldest file not yet deleted (one more old file than kept).
+ *
+ * The agent reads at start (`ReleaseLog.open`) only `release.log` and its head: at most
+ * `maxBytes` (a file larger than twice that, or than 16 MiB, was not written by azkeep: it is
+ * named `too-large` without being read, and kept aside). The writer counts the bytes it wrote
+ * itself, so bytes appended by someone else do not make it rotate (and delete the oldest file)
+ * sooner. Reading the whole log (`azkeep agent log`, `doctor`) goes page by page
+ * (`readLogPage`): bounded reads, each page under the protocol's frame limit, the chain checked
+ * across pages and files.
+ *
  * What it holds: time, caller (executable, pid, start time, argv, session, terminal, unit, exec
  * run), request (kind, audience/scopes, tenant, subscription), decision and rule. Never a
  * token: the gate never sees one, and nothing here takes one.
  *
- * Limits (docs/policy.md): a same-uid program can delete the log and its head together or roll
- * both back to an earlier state it copied; `verify` then reports "missing" or an older head,
- * which the running agent notices (it knows its own head) but a later reader cannot tell from a
- * fresh start.
+ * Here: the writer (`ReleaseLog`) and the check it makes at start. `log-chain.ts`: the record
+ * format, MACs and `ChainCheck`; `log-read.ts`: reading the files page by page.
+ *
+ * Limits (docs/policy.md): a same-uid program can delete the log, its rotated files and its head
+ * together, or roll them all back to an earlier state it copied; `verify` then reports "missing"
+ * or an older head, which the running agent notices (it knows its own head) but a later reader
+ * cannot tell from a fresh start.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
-import { appendFile, readFile, rename, writeFile } from "node:fs/promises";
-import { readFileSync } from "node:fs";
+import { appendFile, readdir, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import {
+  ChainCheck,
+  DEFAULT_KEEP,
+  DEFAULT_MAX_BYTES,
+  HEAD_FILE,
+  LOG_FILE,
+  ROTATED,
+  describeProblem,
+  fileNumber,
+  headInput,
+  headProblem,
+  hmac,
+  isRecord,
+  macInput,
+  parseRecord,
+  type Head,
+  type LogEntry,
+  type LogOpening,
+  type LogProblem,
+  type LogRecord,
+  type LogVerification,
+} from "./log-chain.js";
+import {
+  MAX_HEAD_BYTES,
+  collectPages,
+  edgeLinesSync,
+  readLogPage,
+  readSmallSync,
+  type PageResult,
+} from "./log-read.js";
+import type { LogPageQuery } from "./protocol.js";
 
-export const LOG_FILE = "release.log";
-export const HEAD_FILE = "release.log.head";
+export {
+  DEFAULT_KEEP,
+  DEFAULT_MAX_BYTES,
+  HEAD_FILE,
+  LOG_FILE,
+  describeProblem,
+  filterRecords,
+  recordRow,
+  type LogCaller,
+  type LogDecision,
+  type LogEntry,
+  type LogFilter,
+  type LogOpening,
+  type LogProblem,
+  type LogRecord,
+  type LogRequest,
+  type LogVerification,
+} from "./log-chain.js";
+export {
+  MAX_PAGES,
+  parseLogQuery,
+  readLogPage,
+  verifyLogFiles,
+  type PageResult,
+  type ReadPageOptions,
+} from "./log-read.js";
+export type { LogCursor, LogPage, LogPageQuery } from "./protocol.js";
+
+/** The largest rotation size accepted. */
+const MAX_MAX_BYTES = 64 * 1024 * 1024;
 
 /** How often the agent writes its pending records (and the head): see `ReleaseLog.drain`. */
 export const WRITE_EVERY_MS = 100;
 
-export interface LogCaller {
-  pid: number;
-  startTime?: number | undefined;
-  exe?: string | undefined;
-  argv?: string[] | undefined;
-  cwd?: string | undefined;
-  sid?: number | undefined;
-  tty?: string | undefined;
-  unit?: string | undefined;
-  container?: string | undefined;
-  /** `pid exe` of each ancestor up to init, nearest first. */
-  parents?: string[] | undefined;
-  /** The `azkeep exec` run this request came through. */
-  run?: { id: string; childPid: number } | undefined;
+export interface ReleaseLogOptions {
+  /** Rotate `release.log` before it passes this many bytes (default 8 MiB, at most 64 MiB). */
+  maxBytes?: number;
+  /** Rotated files kept (default 3). */
+  keep?: number;
+  /** Pending records are written at most this long after they are made (default `WRITE_EVERY_MS`). */
+  writeEveryMs?: number;
 }
 
-export interface LogRequest {
-  kind: string;
-  op?: string | undefined;
-  resource?: string | undefined;
-  scopes?: string[] | undefined;
-  resourceType?: string | undefined;
-  tenant?: string | undefined;
-  subscription?: string | undefined;
-  /** A store write: `signin`, `signout`, `set-default`. */
-  write?: string | undefined;
-  /** The user a write signs in or out. */
-  user?: string | undefined;
-  /** A release-policy change, in words (`add rule 'x' (last): allow …`). */
-  change?: string | undefined;
-  /** The rule a policy change adds, as it is written into policy.json. */
-  rule?: unknown;
+/** A segment of the write queue: lines for one file, rotating first when `rotate`. */
+interface Segment {
+  rotate: boolean;
+  lines: string[];
+  /** The last record's; its MAC is made at the write. */
+  head: Omit<Head, "hmac">;
 }
 
-export type LogDecision = "allow" | "deny";
-
-/** What the gate appends. */
-export interface LogEntry {
-  caller: LogCaller;
-  request: LogRequest;
-  decision: LogDecision;
-  /** The rule that decided (`session-approved`, `confirmed`, `no-terminal`, a policy rule's name, …). */
-  rule: string;
-  /** Why, in words (the refusal the client saw, or how it was approved). */
-  reason?: string | undefined;
-  /** When it was decided (ms), if not now: a refusal made while locked, written at unlock. */
-  at?: number | undefined;
-}
-
-export interface LogRecord extends LogEntry {
-  seq: number;
-  /** ISO 8601, UTC. */
-  time: string;
-  /** MAC of the previous record ("" for the first). */
-  prev: string;
-  mac: string;
-}
-
-interface Head {
+/** What `open` found: where the chain goes on, or the problem. */
+interface OpenState {
   seq: number;
   mac: string;
-  hmac: string;
-}
-
-function hmac(key: Uint8Array, text: string): string {
-  return createHmac("sha256", key).update(text).digest("base64url");
-}
-
-function sameMac(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
-/** The MACed text: every field but `mac`, in a fixed order. */
-function macInput(r: Omit<LogRecord, "mac">): string {
-  return JSON.stringify([r.seq, r.time, r.prev, r.caller, r.request, r.decision, r.rule, r.reason ?? null]);
-}
-
-function headInput(seq: number, mac: string): string {
-  return `azkeep release log head\n${seq}\n${mac}`;
-}
-
-export type LogProblem =
-  | { kind: "edited"; seq: number | undefined; line: number }
-  | { kind: "removed"; afterSeq: number; beforeSeq: number; line: number }
-  | { kind: "truncated"; lastSeq: number; headSeq: number }
-  | { kind: "head-edited" }
-  | { kind: "head-missing"; lastSeq: number }
-  | { kind: "log-missing"; headSeq: number };
-
-export interface LogVerification {
-  ok: boolean;
-  records: LogRecord[];
-  /** The first problem found (the chain is not trusted past it). */
+  file: number;
+  size: number;
+  latest: number;
+  /** The next record starts a file (the chain goes on from `.1`). */
+  opening: boolean;
   problem?: LogProblem;
-  /** One line naming the problem (for doctor and `agent log`). */
-  message?: string;
 }
 
-/** Says what is wrong in words that name the record. */
-export function describeProblem(p: LogProblem, file: string): string {
-  switch (p.kind) {
-    case "edited":
-      return `${file}: record ${p.seq ?? "?"} (line ${p.line}) was changed outside azkeep (its MAC does not match).`;
-    case "removed":
-      return `${file}: records ${p.afterSeq + 1}–${p.beforeSeq - 1} were removed (line ${p.line} follows record ${p.afterSeq}).`;
-    case "truncated":
-      return `${file}: the log was cut after record ${p.lastSeq}; the agent had written up to record ${p.headSeq}.`;
-    case "head-edited":
-      return `${file}.head was changed outside azkeep.`;
-    case "head-missing":
-      return `${file}.head is missing: the log (${p.lastSeq} records) cannot be checked for a cut at its end.`;
-    case "log-missing":
-      return `${file} is missing or empty; the agent had written ${p.headSeq} records.`;
+/**
+ * Checks `release.log` and its head only (never the rotated files, except the last line of
+ * `.1` when `release.log` is gone after a rotation): what the agent needs to go on writing.
+ */
+function openCheck(dir: string, key: Uint8Array, maxBytes: number): OpenState {
+  const fresh: OpenState = { seq: 0, mac: "", file: 0, size: 0, latest: 0, opening: false };
+  const limit = Math.max(2 * maxBytes, 2 * DEFAULT_MAX_BYTES);
+  const text = readSmallSync(join(dir, LOG_FILE), limit);
+  if (text && !Buffer.isBuffer(text))
+    return { ...fresh, problem: { kind: "too-large", size: text.size, limit } };
+  const headRaw = readSmallSync(join(dir, HEAD_FILE), MAX_HEAD_BYTES);
+  const headText =
+    headRaw === undefined ? undefined : Buffer.isBuffer(headRaw) ? headRaw.toString("utf8") : "";
+  const chain = new ChainCheck(key, undefined, () => true);
+  chain.beginFile(LOG_FILE, "start");
+  const body = text ?? Buffer.alloc(0);
+  const lines = body.toString("utf8").split("\n");
+  const tail = lines.pop();
+  let ok = true;
+  for (let i = 0; i < lines.length && ok; i++) ok = chain.line(lines[i]!, i + 1);
+  if (ok && tail) {
+    chain.problems.push({ kind: "edited", seq: (chain.last?.seq ?? 0) + 1, line: lines.length + 1 });
+    ok = false;
   }
-}
-
-/** Checks the chain and the head; parses what it can. */
-export function verifyLog(
-  text: string | undefined,
-  headText: string | undefined,
-  key: Uint8Array,
-): LogVerification {
-  const records: LogRecord[] = [];
-  const lines = (text ?? "").split("\n");
-  if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
-  let prevMac = "";
-  let prevSeq = 0;
-  const fail = (problem: LogProblem): LogVerification => ({
-    ok: false,
-    records,
-    problem,
-    message: describeProblem(problem, LOG_FILE),
-  });
-  for (let i = 0; i < lines.length; i++) {
-    let r: LogRecord;
-    try {
-      r = JSON.parse(lines[i]!) as LogRecord;
-    } catch {
-      return fail({ kind: "edited", seq: prevSeq + 1, line: i + 1 });
-    }
-    if (
-      !r ||
-      typeof r !== "object" ||
-      !Number.isSafeInteger(r.seq) ||
-      typeof r.mac !== "string" ||
-      typeof r.prev !== "string"
-    )
-      return fail({ kind: "edited", seq: prevSeq + 1, line: i + 1 });
-    if (!sameMac(hmac(key, macInput(r)), r.mac)) return fail({ kind: "edited", seq: r.seq, line: i + 1 });
-    // The record is genuine; does it follow the one before it?
-    if (r.seq !== prevSeq + 1 || r.prev !== prevMac) {
-      if (r.seq > prevSeq + 1)
-        return fail({ kind: "removed", afterSeq: prevSeq, beforeSeq: r.seq, line: i + 1 });
-      return fail({ kind: "edited", seq: r.seq, line: i + 1 });
-    }
-    records.push(r);
-    prevMac = r.mac;
-    prevSeq = r.seq;
+  if (chain.problems[0]) return { ...fresh, problem: chain.problems[0] };
+  const first = chain.records[0];
+  if (first) {
+    const p = headProblem(
+      headText,
+      key,
+      chain.last,
+      (seq) => chain.records.find((r) => r.seq === seq)?.mac,
+      first,
+      undefined,
+    );
+    if (p) return { ...fresh, problem: p };
+    let latest = 0;
+    for (const r of chain.records) latest = Math.max(latest, Date.parse(r.time) || 0);
+    return {
+      seq: chain.last!.seq,
+      mac: chain.last!.mac,
+      file: fileNumber(first) ?? 0,
+      size: body.length,
+      latest,
+      opening: false,
+    };
   }
-  if (headText === undefined) {
-    if (records.length > 0) return fail({ kind: "head-missing", lastSeq: prevSeq });
-    return { ok: true, records };
+  // No record in release.log: a first start, or a crash (or a stop) right after a rotation.
+  const edges = edgeLinesSync(join(dir, `${LOG_FILE}.1`));
+  if (!edges) {
+    const p = headProblem(headText, key, undefined, () => undefined, undefined, undefined);
+    return p ? { ...fresh, problem: p } : fresh;
   }
-  let head: Head;
-  try {
-    head = JSON.parse(headText) as Head;
-  } catch {
-    return fail({ kind: "head-edited" });
-  }
-  if (
-    !head ||
-    !Number.isSafeInteger(head.seq) ||
-    typeof head.mac !== "string" ||
-    typeof head.hmac !== "string" ||
-    !sameMac(hmac(key, headInput(head.seq, head.mac)), head.hmac)
-  )
-    return fail({ kind: "head-edited" });
-  if (head.seq > prevSeq) {
-    if (prevSeq === 0) return fail({ kind: "log-missing", headSeq: head.seq });
-    return fail({ kind: "truncated", lastSeq: prevSeq, headSeq: head.seq });
-  }
-  // A head behind the log: the agent died between the append and the head write. Fine, as long
-  // as the head's record is in the chain (else the head is from another log).
-  if (head.seq > 0 && records[head.seq - 1]?.mac !== head.mac) return fail({ kind: "head-edited" });
-  return { ok: true, records };
-}
-
-function readOrUndefined(path: string): string | undefined {
-  try {
-    return readFileSync(path, "utf8");
-  } catch {
-    return undefined;
-  }
-}
-
-/** Reads and verifies the log in `dir`. */
-export function verifyLogFiles(dir: string, key: Uint8Array): LogVerification {
-  return verifyLog(readOrUndefined(join(dir, LOG_FILE)), readOrUndefined(join(dir, HEAD_FILE)), key);
+  const lastRec = edges.last !== undefined ? parseRecord(edges.last, key) : "malformed";
+  const firstRec = edges.first !== undefined ? parseRecord(edges.first, key) : "malformed";
+  if (!isRecord(lastRec) || !isRecord(firstRec) || fileNumber(firstRec) === undefined)
+    return { ...fresh, problem: { kind: "edited", seq: undefined, line: 1, file: `${LOG_FILE}.1` } };
+  const p = headProblem(
+    headText,
+    key,
+    { seq: lastRec.seq, mac: lastRec.mac },
+    () => undefined,
+    undefined,
+    undefined,
+  );
+  if (p) return { ...fresh, problem: p };
+  return {
+    seq: lastRec.seq,
+    mac: lastRec.mac,
+    file: fileNumber(firstRec)! + 1,
+    size: 0,
+    latest: 0,
+    opening: true,
+  };
 }
 
 /**
  * The agent's writer. Appends are queued and written in order in the background, so a decision
- * does not wait for the disk; `flush()` waits for them (tests, stop).
+ * does not wait for the disk; `flush()` waits for them (tests, stop). Rotation and reads of the
+ * log (`readPage`) run in the same queue: nothing is appended while a file is renamed or read.
  */
 export class ReleaseLog {
   private seq = 0;
   private lastMac = "";
+  /** The current file's number, its size as this writer knows it (its own bytes), its latest record time. */
+  private file = 0;
+  private size = 0;
+  private latest = 0;
+  private opening = false;
+  /** The last seq on disk (appended by this writer, or found at open). */
+  private written = 0;
   private queue: Promise<void> = Promise.resolve();
-  private pending: string[] = [];
-  private pendingHead: Omit<Head, "hmac"> | undefined;
+  private pending: Segment[] = [];
   private drainQueued = false;
   private writeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Entries whose records are made at the next turn of the event loop (see `append`). */
   private entries: LogEntry[] = [];
   private scheduled: Promise<void> | undefined;
+  private readonly dir: string;
   private readonly logPath: string;
   private readonly headPath: string;
+  private readonly maxBytes: number;
+  private readonly keep: number;
+  private readonly writeEveryMs: number;
   /** Set when the log on disk was found broken at open: the agent says so in every record's reason. */
   readonly problem: string | undefined;
 
@@ -254,36 +258,54 @@ export class ReleaseLog {
     dir: string,
     private readonly key: Uint8Array,
     private readonly now: () => number,
-    existing: LogVerification,
-    private readonly writeEveryMs: number,
+    options: ReleaseLogOptions,
   ) {
+    this.dir = dir;
     this.logPath = join(dir, LOG_FILE);
     this.headPath = join(dir, HEAD_FILE);
-    const last = existing.records[existing.records.length - 1];
-    if (last) {
-      this.seq = last.seq;
-      this.lastMac = last.mac;
+    // At most 64 MiB: the agent reads `release.log` whole when it opens it.
+    this.maxBytes = Math.min(MAX_MAX_BYTES, Math.max(1, Math.floor(options.maxBytes ?? DEFAULT_MAX_BYTES)));
+    this.keep = Math.max(1, Math.floor(options.keep ?? DEFAULT_KEEP));
+    this.writeEveryMs = Math.max(0, options.writeEveryMs ?? WRITE_EVERY_MS);
+    const found = openCheck(dir, key, this.maxBytes);
+    this.problem = found.problem ? describeProblem(found.problem) : undefined;
+    if (found.problem) {
+      // Keep the evidence: the broken log (and the rotated files of its chain) is moved aside,
+      // a new chain starts after it.
+      this.queue = this.moveAside();
+      return;
     }
-    this.problem = existing.ok ? undefined : existing.message;
-    if (!existing.ok) {
-      // Keep the evidence: the broken log is moved aside, a new chain starts after it.
-      const aside = `${this.logPath}.broken-${new Date(now()).toISOString().replace(/[:.]/g, "")}`;
-      this.queue = rename(this.logPath, aside)
-        .catch(() => {})
-        .then(() => rename(this.headPath, `${aside}.head`).catch(() => {}));
-      this.seq = 0;
-      this.lastMac = "";
+    this.seq = found.seq;
+    this.lastMac = found.mac;
+    this.written = found.seq;
+    this.file = found.file;
+    this.size = found.size;
+    this.latest = found.latest;
+    this.opening = found.opening;
+  }
+
+  private async moveAside(): Promise<void> {
+    const aside = `${this.logPath}.broken-${new Date(this.now()).toISOString().replace(/[:.]/g, "")}`;
+    await rename(this.logPath, aside).catch(() => {});
+    await rename(this.headPath, `${aside}.head`).catch(() => {});
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    for (const n of names) {
+      const m = ROTATED.exec(n);
+      if (m) await rename(join(this.dir, n), `${aside}.${m[1]}`).catch(() => {});
     }
   }
 
-  /** Opens the log in `dir` (its chain verified once; a broken one is kept aside and restarted). */
+  /**
+   * Opens the log in `dir`: `release.log` and its head verified once (not the rotated files); a
+   * broken one is kept aside with its rotated files, and a new chain starts.
+   */
   static open(
     dir: string,
     key: Uint8Array,
     now: () => number = Date.now,
-    writeEveryMs = WRITE_EVERY_MS,
+    options: ReleaseLogOptions = {},
   ): ReleaseLog {
-    return new ReleaseLog(dir, key, now, verifyLogFiles(dir, key), writeEveryMs);
+    return new ReleaseLog(dir, key, now, options);
   }
 
   /**
@@ -303,11 +325,20 @@ export class ReleaseLog {
     );
   }
 
-  /** Makes the record of `entry` (chained to the previous one) and queues its write. */
+  private line(base: Omit<LogRecord, "mac">): { record: LogRecord; text: string } {
+    const record: LogRecord = { ...base, mac: hmac(this.key, macInput(base)) };
+    return { record, text: `${JSON.stringify(record)}\n` };
+  }
+
+  /**
+   * Makes the record of `entry` (chained to the previous one) and queues its write. A record
+   * that would take the file past `maxBytes` starts the next file (a rotation before its write).
+   */
   private seal(entry: LogEntry): LogRecord {
-    const base = {
+    const at = entry.at ?? this.now();
+    const base: Omit<LogRecord, "mac"> = {
       seq: this.seq + 1,
-      time: new Date(entry.at ?? this.now()).toISOString(),
+      time: new Date(at).toISOString(),
       prev: this.lastMac,
       caller: entry.caller,
       request: entry.request,
@@ -315,12 +346,32 @@ export class ReleaseLog {
       rule: entry.rule,
       ...(entry.reason !== undefined ? { reason: entry.reason } : {}),
     };
-    const record: LogRecord = { ...base, mac: hmac(this.key, macInput(base)) };
+    let made = this.line(base);
+    const rotate = this.size > 0 && this.size + Buffer.byteLength(made.text) > this.maxBytes;
+    if (rotate || this.opening) {
+      if (rotate) this.file++;
+      const opens: LogOpening = {
+        file: this.file,
+        keep: this.keep,
+        ...(rotate && this.latest > 0 ? { prevLatest: new Date(this.latest).toISOString() } : {}),
+      };
+      made = this.line({ ...base, opens });
+      this.size = 0;
+      this.latest = 0;
+      this.opening = false;
+    }
+    const { record, text } = made;
     this.seq = record.seq;
     this.lastMac = record.mac;
-    this.pending.push(`${JSON.stringify(record)}\n`);
+    this.size += Buffer.byteLength(text);
+    this.latest = Math.max(this.latest, at);
     // The head's own MAC is made at the write, for the last record only.
-    this.pendingHead = { seq: record.seq, mac: record.mac };
+    const head = { seq: record.seq, mac: record.mac };
+    const last = this.pending.at(-1);
+    if (last && !rotate) {
+      last.lines.push(text);
+      last.head = head;
+    } else this.pending.push({ rotate, lines: [text], head });
     if (!this.drainQueued) {
       this.drainQueued = true;
       this.writeTimer = setTimeout(() => this.startDrain(), this.writeEveryMs);
@@ -337,29 +388,42 @@ export class ReleaseLog {
   }
 
   /**
-   * Writes every record appended since the last write in one append, then the head of the last
-   * one: at most every `writeEveryMs` (at 1,000 decisions a second, ten writes a second, not
-   * three file operations a decision: those took a third of the front's time and were the tail
-   * of its answer latency, docs/benchmarks.md). The head is never ahead of the log; behind it is
-   * what a crash between the two leaves anyway. An agent killed (SIGKILL) loses the records of
-   * its last `writeEveryMs`; a stop and a lock write them first.
+   * Writes every record appended since the last write in one append per file, then the head of
+   * its last record: at most every `writeEveryMs` (at 1,000 decisions a second, ten writes a
+   * second, not three file operations a decision: those took a third of the front's time and
+   * were the tail of its answer latency, docs/benchmarks.md). The head is never ahead of the
+   * log; behind it is what a crash between the two leaves anyway. An agent killed (SIGKILL)
+   * loses the records of its last `writeEveryMs`; a stop and a lock write them first. A
+   * rotation renames first (`.N` → `.N+1` from the oldest, then `release.log` → `.1`), appends
+   * to the new file, writes the head, and only then deletes the file past `keep`.
    */
   private async drain(): Promise<void> {
     this.drainQueued = false;
-    const lines = this.pending.join("");
-    const head = this.pendingHead;
+    const segments = this.pending;
     this.pending = [];
-    this.pendingHead = undefined;
-    if (!head) return;
     const headTmp = `${this.headPath}.tmp`;
-    try {
-      await appendFile(this.logPath, lines, { mode: 0o600 });
-      const signed: Head = { ...head, hmac: hmac(this.key, headInput(head.seq, head.mac)) };
-      await writeFile(headTmp, JSON.stringify(signed), { mode: 0o600 });
-      await rename(headTmp, this.headPath);
-    } catch {
-      /* a full disk must not stop the agent answering; the next verify names the gap */
+    for (const s of segments) {
+      try {
+        if (s.rotate) await this.shift();
+        await appendFile(this.logPath, s.lines.join(""), { mode: 0o600 });
+        this.written = s.head.seq;
+        const signed: Head = { ...s.head, hmac: hmac(this.key, headInput(s.head.seq, s.head.mac)) };
+        await writeFile(headTmp, JSON.stringify(signed), { mode: 0o600 });
+        await rename(headTmp, this.headPath);
+        if (s.rotate) await unlink(join(this.dir, `${LOG_FILE}.${this.keep + 1}`)).catch(() => {});
+      } catch {
+        /* a full disk must not stop the agent answering; the next verify names the gap */
+      }
     }
+  }
+
+  /** Renames the rotated files one up (oldest first, so none is overwritten but the one past `keep`), then the log to `.1`. */
+  private async shift(): Promise<void> {
+    for (let n = this.keep; n >= 1; n--)
+      await rename(join(this.dir, `${LOG_FILE}.${n}`), join(this.dir, `${LOG_FILE}.${n + 1}`)).catch(
+        () => {},
+      );
+    await rename(this.logPath, join(this.dir, `${LOG_FILE}.1`)).catch(() => {});
   }
 
   /** Resolves when every queued append is on disk. */
@@ -369,63 +433,33 @@ export class ReleaseLog {
     await this.queue;
   }
 
-  /** Reads the log as it is on disk now and checks it against the key. */
+  /**
+   * One page of the log as it is on disk now (`readLogPage`), read in the write queue: after the
+   * records appended so far, with nothing renamed or appended while it reads. The last page
+   * also checks the log against the head this writer knows it wrote (a log rolled back together
+   * with its head file).
+   */
+  async readPage(q: LogPageQuery = {}): Promise<PageResult> {
+    await this.scheduled;
+    this.startDrain();
+    const run = this.queue.then(() =>
+      readLogPage(this.dir, this.key, q, { keep: this.keep, knownSeq: this.written }),
+    );
+    this.queue = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
+  /** Reads the whole log as it is on disk now and checks it against the key. */
   async verify(): Promise<LogVerification> {
-    await this.flush();
-    const [text, head] = await Promise.all([
-      readFile(this.logPath, "utf8").catch(() => undefined),
-      readFile(this.headPath, "utf8").catch(() => undefined),
-    ]);
-    const v = verifyLog(text, head, this.key);
-    // The agent knows its own head: a log rolled back together with its head is caught here.
-    if (v.ok && this.seq > 0 && (v.records[v.records.length - 1]?.seq ?? 0) < this.seq) {
-      const problem: LogProblem = { kind: "truncated", lastSeq: v.records.length, headSeq: this.seq };
-      return { ok: false, records: v.records, problem, message: describeProblem(problem, LOG_FILE) };
-    }
-    return v;
+    return collectPages((page) => this.readPage(page ? { page } : {}));
   }
 }
 
-export interface LogFilter {
-  /** Epoch ms: records at or after it. */
-  since?: number | undefined;
-  /** Matches the executable's path or name, or the pid. */
-  caller?: string | undefined;
-}
-
-/** Filters records for `azkeep agent log`. */
-export function filterRecords(records: LogRecord[], f: LogFilter): LogRecord[] {
-  return records.filter((r) => {
-    if (f.since !== undefined && Date.parse(r.time) < f.since) return false;
-    if (f.caller) {
-      const c = f.caller;
-      const exe = r.caller.exe ?? "";
-      const name = exe.split("/").pop() ?? "";
-      if (!(exe === c || name === c || String(r.caller.pid) === c || exe.includes(c))) return false;
-    }
-    return true;
-  });
-}
-
-/** One row per record for `-o table`. */
-export function recordRow(r: LogRecord): Record<string, unknown> {
-  const what =
-    r.request.change?.split("\n")[0] ??
-    r.request.write ??
-    r.request.resource ??
-    r.request.scopes?.join(" ") ??
-    r.request.resourceType ??
-    r.request.op ??
-    r.request.kind;
-  return {
-    seq: r.seq,
-    time: r.time,
-    decision: r.decision,
-    rule: r.rule,
-    pid: r.caller.pid,
-    exe: r.caller.exe ?? "(unknown)",
-    tty: r.caller.tty ?? "-",
-    run: r.caller.run?.id ?? "-",
-    request: what,
-  };
+/** `AZKEEP_RELEASE_LOG_MAX_BYTES` (a positive integer), or undefined for the default. */
+export function maxBytesFromEnv(env: Readonly<Record<string, string | undefined>>): number | undefined {
+  const v = env.AZKEEP_RELEASE_LOG_MAX_BYTES;
+  return v && /^[1-9][0-9]{0,15}$/.test(v) ? Number(v) : undefined;
 }

@@ -46,8 +46,10 @@ export const PROTOCOL_VERSION = 1;
  *   `cloud`, `write`.
  * - 2: `policy` (show, and change after the person confirms on the agent's pinentry); `write`
  *   requests go through the release gate (kind `write`).
+ * - 3: `log` answers one page (`LogPage`, a `next` cursor to ask for the following one) of a
+ *   log that rotates across files; the request may carry `page`, `since`, `caller`, `records`.
  */
-export const PROTOCOL_REVISION = 2;
+export const PROTOCOL_REVISION = 3;
 
 /** The longest frame either side accepts (a token response is ~3 KiB; a profile a few KiB). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -129,8 +131,8 @@ export type AgentRequest =
    */
   | { id: number; op: "unlock" }
   | { id: number; op: "stop" }
-  /** The release log, verified by the agent (it holds the MAC key). */
-  | { id: number; op: "log" }
+  /** The release log, verified by the agent (it holds the MAC key), one page at a time. */
+  | ({ id: number; op: "log" } & LogPageQuery)
   /** The active cloud (config.json checked against the seal): where `login` signs in. */
   | { id: number; op: "cloud" }
   /** Store writes (`login`, `logout`, `account set`): see `WriteOp`. Decided by the release gate (kind `write`). */
@@ -169,6 +171,48 @@ export type PolicyChange =
   | { kind: "remove"; name: string }
   /** Back to the defaults (no rules, the default lifetimes). */
   | { kind: "reset" };
+
+/**
+ * Where a read of the release log goes on: the log file (by its number, which a rotation does
+ * not change, unlike its name), the byte offset and line there, and the last record checked
+ * (the next one must follow it). Opaque to clients: they pass back what the agent gave.
+ */
+export interface LogCursor {
+  file: number;
+  offset: number;
+  line: number;
+  last?: { seq: number; mac: string };
+}
+
+/** A `log` request: the page after `page` (the first without), records filtered. */
+export interface LogPageQuery {
+  page?: LogCursor;
+  /** Epoch ms: only records at or after it (older rotated files are not read). */
+  since?: number;
+  /** Only records of this executable (path or name) or pid. */
+  caller?: string;
+  /** `false`: check only, send no records (`doctor`). */
+  records?: boolean;
+}
+
+/** The answer to `log`: one page, oldest records first. */
+export interface LogPage<R = unknown> {
+  /** No problem found on this page. */
+  ok: boolean;
+  records: R[];
+  /** Each problem found on this page, in words naming the file and record. */
+  problems: string[];
+  /** What is normal but worth saying (records rotated away, files skipped by `since`). */
+  notes: string[];
+  /** The files this page read. */
+  files: string[];
+  /** Records checked on this page (filtered or not). */
+  checked: number;
+  /** Where the next page starts; absent on the last page. */
+  next?: LogCursor;
+  /** A log found broken when the agent unlocked, kept aside. */
+  previous?: string;
+}
 
 /** The answer to `policy`: the policy in force, verified, and for a change what changed. */
 export interface PolicyView {

@@ -86,8 +86,8 @@ export interface ReleaseGate {
   connected?(pid: number): void;
   /** A request refused before the gate was asked (the agent is locked): logged all the same. */
   refused?(req: ReleaseRequest, rule: string, reason: string): void;
-  /** `azkeep agent log`: the records and whether the chain verifies. */
-  readLog?(): Promise<unknown>;
+  /** `azkeep agent log`: one page of records (`LogPage`) and whether the chain verifies; `msg` is the request. */
+  readLog?(msg: Record<string, unknown>): Promise<unknown>;
   /** Resolves when every release-log record made so far is on disk (before the agent exits). */
   flushLog?(): Promise<void>;
 }

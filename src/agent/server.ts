@@ -438,7 +438,7 @@ export class AgentServer {
         return this.release(op, msg, peer);
       case "log":
         if (!this.o.gate.readLog) throw new AzkeepError("bad_input", "This agent keeps no release log.");
-        return this.o.gate.readLog();
+        return this.o.gate.readLog(msg);
       case "cloud":
         return this.callVaultOrRestart("cloud", {});
       case "write": {

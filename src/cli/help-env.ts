@@ -23,6 +23,10 @@ export const ENVIRONMENT: readonly (readonly [string, string])[] = [
   ["AZKEEP_AGENT_VAULT", "set by the agent for its own vault process"],
   ["AZKEEP_PINENTRY", "which of the system's pinentry programs the agent asks with (e.g. pinentry-tty)"],
   [
+    "AZKEEP_RELEASE_LOG_MAX_BYTES",
+    "the size at which the agent rotates release.log (default 8 MiB; for tests)",
+  ],
+  [
     "AZKEEP_EXEC, AZKEEP_EXEC_ENDPOINT",
     "set by `azkeep exec` for the command it runs (the shim answers from it)",
   ],
@@ -65,6 +69,10 @@ export const FILES: readonly (readonly [string, string])[] = [
   ["<config folder>/tokens.sealed", "refresh and access tokens, sealed with AES-256-GCM"],
   ["<config folder>/config.json", "the key provider and store settings; clouds.json: registered clouds"],
   ["<config folder>/tokens.key", "the key, only with the insecure-file provider"],
+  [
+    "<config folder>/release.log",
+    "the agent's MAC-chained release log; release.log.1–3: its rotated files (8 MiB each); release.log.head: its MACed head",
+  ],
   ["<runtime folder>/", "locks, the agent's socket, the refresh-failure memo"],
 ];
 

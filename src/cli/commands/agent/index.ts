@@ -64,7 +64,12 @@ export const register: RegisterGroup = (program, lazy) => {
     .option("--caller <who>", "only records of this executable (path or name) or pid")
     .addHelpText(
       "after",
-      "\nExamples:\n  azkeep agent log --since 1h -o table\n  azkeep agent log --caller terraform\n",
+      "\nExamples:\n  azkeep agent log --since 1h -o table\n  azkeep agent log --caller terraform\n" +
+        "\nFiles (in the config folder), read oldest first as one MAC chain:\n" +
+        "  release.log.3 … .1   rotated files (at 8 MiB; the newest 3 are kept)\n" +
+        "  release.log          the current file\n" +
+        "  release.log.head     its MACed head (the last record written)\n" +
+        "With --verbose: how many records were checked, in which files, what was rotated away.\n",
     )
     .action(
       lazy(

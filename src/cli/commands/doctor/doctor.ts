@@ -19,9 +19,15 @@ export async function run(_options: DoctorOptions, io: CommandIO): Promise<Comma
       const agent = await reachAgent(ctx);
       if (!agent) return undefined;
       try {
-        const v = await agent.releaseLog();
+        // Checked by the agent across the rotated files too; no records needed here.
+        const v = await agent.releaseLog({ records: false });
         const path = await import("node:path");
-        return { ...v, path: path.join(ctx.paths.configDir, "release.log") };
+        return {
+          ok: v.ok,
+          path: path.join(ctx.paths.configDir, "release.log"),
+          ...(v.problems.length ? { problem: v.problems.join(" ") } : {}),
+          ...(v.previous ? { previous: v.previous } : {}),
+        };
       } finally {
         agent.close();
       }
