@@ -70,7 +70,16 @@ export function identifyCaller(
 }
 
 /** What the log keeps of a caller (no environment, nothing secret). */
+/** The log's view of each caller: one object per caller, so the log encodes it once (`recordTexts`). */
+const logCallers = new WeakMap<Caller, LogCaller>();
+
 export function logCaller(c: Caller): LogCaller {
+  let l = logCallers.get(c);
+  if (l === undefined) logCallers.set(c, (l = makeLogCaller(c)));
+  return l;
+}
+
+function makeLogCaller(c: Caller): LogCaller {
   const argv = c.info.argv?.slice(0, 32).map((a) => (a.length > 300 ? `${a.slice(0, 300)}…` : a));
   return {
     pid: c.pid,

@@ -106,6 +106,38 @@ export function sameMac(a: string, b: string): boolean {
 }
 
 /** The MACed text: every field but `mac`, in a fixed order (`opens` only where present). */
+/** JSON of each caller seen (a caller asking again is the same object: see `logCaller`). */
+const callerJson = new WeakMap<object, string>();
+
+function jsonOfCaller(c: LogCaller): string {
+  let j = callerJson.get(c);
+  if (j === undefined) callerJson.set(c, (j = JSON.stringify(c)));
+  return j;
+}
+
+/**
+ * `macInput(r)` and `JSON.stringify({ ...r, mac })`, the same bytes, made without encoding the
+ * caller again for each record (it is most of a record, and a caller asks many times).
+ */
+export function recordTexts(
+  r: Omit<LogRecord, "mac">,
+  mac: (input: string) => string,
+): { input: string; line: string } {
+  const c = jsonOfCaller(r.caller);
+  const request = JSON.stringify(r.request);
+  const time = JSON.stringify(r.time);
+  const prev = JSON.stringify(r.prev);
+  const decision = JSON.stringify(r.decision);
+  const rule = JSON.stringify(r.rule);
+  const reason = r.reason !== undefined ? JSON.stringify(r.reason) : undefined;
+  const opens = r.opens !== undefined ? JSON.stringify(r.opens) : undefined;
+  const input = `[${r.seq},${time},${prev},${c},${request},${decision},${rule},${reason ?? "null"}${opens !== undefined ? `,${opens}` : ""}]`;
+  const line =
+    `{"seq":${r.seq},"time":${time},"prev":${prev},"caller":${c},"request":${request},"decision":${decision},"rule":${rule}` +
+    `${reason !== undefined ? `,"reason":${reason}` : ""}${opens !== undefined ? `,"opens":${opens}` : ""},"mac":${JSON.stringify(mac(input))}}`;
+  return { input, line };
+}
+
 export function macInput(r: Omit<LogRecord, "mac">): string {
   return JSON.stringify([
     r.seq,

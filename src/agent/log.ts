@@ -65,7 +65,7 @@ import {
   headProblem,
   hmac,
   isRecord,
-  macInput,
+  recordTexts,
   parseRecord,
   type Head,
   type LogEntry,
@@ -326,8 +326,9 @@ export class ReleaseLog {
   }
 
   private line(base: Omit<LogRecord, "mac">): { record: LogRecord; text: string } {
-    const record: LogRecord = { ...base, mac: hmac(this.key, macInput(base)) };
-    return { record, text: `${JSON.stringify(record)}\n` };
+    let mac = "";
+    const { line } = recordTexts(base, (input) => (mac = hmac(this.key, input)));
+    return { record: { ...base, mac }, text: `${line}\n` };
   }
 
   /**

@@ -28,6 +28,7 @@ import {
   type LogEntry,
   type LogRecord,
 } from "../../src/agent/log.js";
+import { macInput, recordTexts } from "../../src/agent/log-chain.js";
 import { MAX_FRAME_BYTES } from "../../src/agent/protocol.js";
 
 const root = mkdtempSync(join(tmpdir(), "azkeep-log-"));
@@ -447,5 +448,47 @@ describe("release log rotation", () => {
       /page/,
     );
     assert.throws(() => parseLogQuery({ since: "yesterday" }), /since/);
+  });
+});
+
+describe("release log: a record's texts made from the caller's JSON once", () => {
+  it("are the bytes JSON.stringify makes, with and without reason and opens, for one caller asking again", () => {
+    const caller = { pid: 7, startTime: 5, exe: "/usr/bin/az", argv: ["az", 'x\u0000"\n'], tty: undefined };
+    const bases = [
+      {
+        seq: 1,
+        time: "2026-12-06T00:00:00.000Z",
+        prev: "",
+        caller,
+        request: { kind: "token" },
+        decision: "allow" as const,
+        rule: "open",
+      },
+      {
+        seq: 2,
+        time: "2026-12-06T00:00:01.000Z",
+        prev: "m1",
+        caller,
+        request: { kind: "token", scopes: ["a b"] },
+        decision: "deny" as const,
+        rule: "r",
+        reason: 'why "not"',
+      },
+      {
+        seq: 3,
+        time: "2026-12-06T00:00:02.000Z",
+        prev: "m2",
+        caller,
+        request: { kind: "write", write: "signout" },
+        decision: "allow" as const,
+        rule: "r",
+        opens: { file: 1, keep: 3 },
+      },
+    ];
+    for (const base of bases) {
+      const { input, line } = recordTexts(base, (i) => `mac(${i.length})`);
+      assert.equal(input, macInput(base));
+      assert.equal(line, JSON.stringify({ ...base, mac: `mac(${input.length})` }));
+    }
   });
 });
