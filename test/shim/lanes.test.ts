@@ -228,11 +228,7 @@ describe(
     });
 
     /** Runs `az` (the shim, or the full shim alone) as the case's caller does. */
-    async function az(
-      c: Pick<Case, "argv" | "sh" | "env">,
-      which: "shim" | "full",
-      extraEnv = {},
-    ): Promise<Answer> {
+    async function az(c: Pick<Case, "argv" | "sh" | "env">, which: "shim" | "full"): Promise<Answer> {
       const loads = join(root, `loads-${++runs}.jsonl`);
       const env = {
         ...s.env,
@@ -241,7 +237,6 @@ describe(
         NODE_OPTIONS: `--require ${hook}`,
         AZKEEP_TEST_LOADS: loads,
         ...c.env,
-        ...extraEnv,
       };
       const r = c.sh
         ? await runProcess("/bin/sh", ["-c", c.sh], { env, cwd: "/bin", timeoutMs: 60_000 })
