@@ -25,15 +25,22 @@ rmSync(new URL("../dist", import.meta.url), { recursive: true, force: true });
 // build of their own: without commander or any command but theirs, one file each, so a cached
 // token costs one module load, not dozens (measured in docs/benchmarks.md). npm dependencies
 // stay external there (loaded from node_modules only on the rare paths that need them).
-// `cli/agent-lane` is the smallest: a cached token from a running agent (src/cli/agent-lane.ts).
+// `cli/agent-lane` and `shim/agent-lane` are the smallest: a cached token from a running agent
+// (src/cli/agent-lane.ts, src/shim/agent-lane.ts).
 const fastEntryPoints = {
   "shim/az": "src/shim/az.ts",
+  "shim/agent-lane": "src/shim/agent-lane.ts",
   "cli/fast": "src/shim/cli-fast.ts",
   "cli/agent-lane": "src/cli/agent-lane.ts",
   // `-o yaml`'s emitter: a file of its own, loaded by the others only when yaml is asked for.
   "cli/pyyaml": "src/cli/output/pyyaml.ts",
 };
-const codeCaches = ["dist/cli/fast.v8cache", "dist/shim/az.v8cache", "dist/cli/agent-lane.v8cache"];
+const codeCaches = [
+  "dist/cli/fast.v8cache",
+  "dist/shim/az.v8cache",
+  "dist/cli/agent-lane.v8cache",
+  "dist/shim/agent-lane.v8cache",
+];
 
 const common = {
   outdir: "dist",

@@ -31,6 +31,8 @@ export interface ShimIO {
   /** The folder relative PATH entries are resolved from. */
   cwd: string;
   signal?: AbortSignal;
+  /** The shim's agent lane found the agent gone mid-request (see `withAgent`). */
+  agentGone?: boolean;
 }
 
 const LOGIN_REFUSED =
@@ -121,8 +123,15 @@ async function versionText(io: ShimIO): Promise<number> {
   return EXIT.ok;
 }
 
-/** Entry point used by `shim/az`; output is fully written when it resolves. */
-export async function main(argv: readonly string[], scriptPath: string): Promise<number> {
+/**
+ * Entry point used by `shim/az` (directly, or as the agent lane's fallback: `agentGone`, the lane
+ * saw the agent go away mid-request); output is fully written when it resolves.
+ */
+export async function main(
+  argv: readonly string[],
+  scriptPath: string,
+  options: { agentGone?: boolean } = {},
+): Promise<number> {
   const signals = abortOnSignals();
   try {
     const code = await runShim(argv, {
@@ -131,6 +140,7 @@ export async function main(argv: readonly string[], scriptPath: string): Promise
       env: process.env,
       selfPath: scriptPath,
       cwd: process.cwd(),
+      ...(options.agentGone ? { agentGone: true } : {}),
       get signal() {
         return signals.signal;
       },

@@ -6,7 +6,6 @@
  */
 import { createNodeContext, type Context } from "../core/context.js";
 import { RESOURCE_TYPES, type ResourceType } from "../core/clouds.js";
-import { errorText as commandErrorText } from "../cli/error-text.js";
 import { EXIT } from "../cli/exit-codes.js";
 import { accountTable } from "../cli/output/account-table.js";
 import { checkQuery, commandRan } from "../cli/output/format.js";
@@ -18,6 +17,7 @@ import { getAccessToken } from "../core/tokens/get-access-token.js";
 import { withAgent } from "../agent/attach.js";
 import { answerFromEndpoint } from "../exec/shim-mode.js";
 import { ShimUsageError, type ParsedShimArgs } from "./argv.js";
+import { errorText } from "./error-text.js";
 import { writeAllSync } from "./stdio.js";
 import { asUsage, chooseOutput, show, str, tokenQueryOf, type Mode } from "./present.js";
 
@@ -26,6 +26,7 @@ export const SHIM_AZ_VERSION = "2.67.0";
 
 export type { Mode } from "./present.js";
 export { readerGone, writeAllSync } from "./stdio.js";
+export { errorText } from "./error-text.js";
 
 export interface RunIO {
   stdout(text: string): void;
@@ -112,23 +113,6 @@ async function answer(p: ParsedShimArgs, ctx: Context, io: RunIO, mode: Mode): P
   return listAccounts(ctx, profile.subscriptions, {
     activeCloud,
     ...(p.options.all === true ? { all: true } : {}),
-  });
-}
-
-/** The frame's error text (`cli/error-text.ts`), plus, for the shim, words callers look for. */
-export function errorText(e: unknown, mode: Mode, debug: boolean): { text: string; code: number } {
-  if (e instanceof ShimUsageError) return { text: `ERROR: ${e.message}\n`, code: EXIT.usage };
-  if (mode === "azkeep") return commandErrorText(e, { debug });
-  return commandErrorText(e, {
-    debug,
-    // Not signed in at all: say so in the words callers look for (JS and Python treat stderr
-    // containing "az login" without "AADSTS" as "not signed in": try the next credential).
-    // A store whose key is gone (a copied folder, keyutils after a reboot) is the same case.
-    extra: (err) =>
-      (err.code === "auth_required" || err.code === "store_damaged") && !/AADSTS/.test(err.message)
-        ? "This az is azkeep's shim: sign in with `azkeep login` (not az login)."
-        : undefined,
-    bugReport: "This is a bug in azkeep's az shim; run the command again with --debug and report the output.",
   });
 }
 

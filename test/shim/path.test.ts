@@ -42,7 +42,12 @@ describe("the hot-path loaders", () => {
   it("the build made code caches that V8 accepts", async () => {
     const vm = await import("node:vm");
     const repo = join(SHIM_DIR, "..");
-    for (const bundle of ["dist/cli/agent-lane.cjs", "dist/cli/fast.cjs", "dist/shim/az.cjs"]) {
+    for (const bundle of [
+      "dist/cli/agent-lane.cjs",
+      "dist/cli/fast.cjs",
+      "dist/shim/agent-lane.cjs",
+      "dist/shim/az.cjs",
+    ]) {
       const file = join(repo, bundle);
       const source = `(function (exports, require, module, __filename, __dirname) { ${readFileSync(file, "utf8")}\n});`;
       const script = new vm.Script(source, {
