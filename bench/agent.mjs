@@ -5,6 +5,7 @@
 // from 20 connections, from Node clients and from bench/loadgen.c (`--loadgen node|c|both`),
 // with the front's CPU time per answer; and its idle RSS (front + vault). `--runs 0` skips the
 // whole-process runs.
+import { spawn } from "node:child_process";
 import { readFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -200,6 +201,31 @@ async function latency(lib, socketPath, configDir, root, status) {
       console.log(
         "bench/loadgen.c: no C compiler (cc) here; install gcc to measure without the Node clients' own cost",
       );
+    // The machine's floor: the same load against a C server that answers at once.
+    if (c) {
+      const floorSock = join(root, "floor.sock");
+      const server = spawn(join(root, "loadgen"), ["--serve", floorSock], { stdio: "ignore" });
+      try {
+        for (let i = 0; i < 100 && !existsSync(floorSock); i++) await new Promise((r) => setTimeout(r, 20));
+        const f = await cLatency({
+          socketPath: floorSock,
+          configDir,
+          clients: CLIENTS,
+          rate: RATE,
+          seconds: SECONDS,
+          dir: root,
+        });
+        if (f)
+          line(
+            "the machine's floor: bench/loadgen.c against a C server answering at once",
+            f.lat,
+            f.errors,
+            f.elapsed,
+          );
+      } finally {
+        server.kill("SIGKILL");
+      }
+    }
   }
   // The agent's own share: from the whole frame read to the answer written, in the front.
   const after = await lib.connectAgent({ socketPath, configDir });

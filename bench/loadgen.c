@@ -13,6 +13,12 @@
  *   ./loadgen SOCKET CONFIG_DIR CLIENTS RATE SECONDS > latencies
  *
  * bench/agent.mjs compiles and runs it when a C compiler is present (`--loadgen c`).
+ *
+ *   ./loadgen --serve SOCKET
+ *
+ * is the machine's floor: a server in C on one epoll thread that answers every line at once with
+ * a fixed answer of a token's size. The same load against it shows what this machine's
+ * scheduler and wake-ups alone add to an answer, with no agent at all.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -134,7 +140,63 @@ static void send_token(struct conn *c, int64_t stamp) {
   write_all(c->fd, req, (size_t)n);
 }
 
+/* The floor server: answers each request line with a fixed line of ANSWER_BYTES. */
+#define ANSWER_BYTES 1800
+static int serve(const char *sock) {
+  int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (ls < 0) die("socket");
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(sock) >= sizeof addr.sun_path) {
+    fprintf(stderr, "socket path too long\n");
+    return 2;
+  }
+  strcpy(addr.sun_path, sock);
+  unlink(sock);
+  if (bind(ls, (struct sockaddr *)&addr, sizeof addr) < 0) die("bind");
+  if (listen(ls, 128) < 0) die("listen");
+  int ep = epoll_create1(0);
+  if (ep < 0) die("epoll_create1");
+  struct epoll_event lev = {.events = EPOLLIN, .data.fd = ls};
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, ls, &lev) < 0) die("epoll_ctl");
+  static char answer[ANSWER_BYTES + 64];
+  static char in[BUF];
+  const char *tail = ",\"ok\":true,\"result\":{\"accessToken\":\"";
+  for (;;) {
+    struct epoll_event evs[64];
+    int n = epoll_wait(ep, evs, 64, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die("epoll_wait");
+    }
+    for (int k = 0; k < n; k++) {
+      int fd = evs[k].data.fd;
+      if (fd == ls) {
+        int c = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0) continue;
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = c};
+        epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+        continue;
+      }
+      ssize_t r = read(fd, in, sizeof in);
+      if (r <= 0) {
+        close(fd);
+        continue;
+      }
+      /* one answer per newline (requests are small: a read holds whole lines) */
+      for (ssize_t i = 0; i < r; i++) {
+        if (in[i] != '\n') continue;
+        int m = snprintf(answer, sizeof answer, "{\"id\":0%s", tail);
+        memset(answer + m, 'x', ANSWER_BYTES - (size_t)m - 3);
+        memcpy(answer + ANSWER_BYTES - 3, "\"}}", 3);
+        answer[ANSWER_BYTES] = '\n';
+        write_all(fd, answer, ANSWER_BYTES + 1);
+      }
+    }
+  }
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--serve") == 0) return serve(argv[2]);
   if (argc != 6) {
     fprintf(stderr, "usage: %s SOCKET CONFIG_DIR CLIENTS RATE SECONDS\n", argv[0]);
     return 2;
