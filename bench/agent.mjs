@@ -36,6 +36,12 @@ const LOADGEN = option("--loadgen", "both");
 const DUMP = option("--dump", "");
 const PASSPHRASE = "bench-passphrase-for-the-agent";
 
+/** Minor page faults of `pid` so far. */
+function faults(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return Number(f[7]);
+}
+
 /** CPU time (user + system) of `pid` so far, ms. */
 function cpuMs(pid) {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
@@ -183,6 +189,7 @@ async function latency(lib, socketPath, configDir, root, status) {
   }
   if (LOADGEN !== "node") {
     const cpu0 = cpuMs(status.pid);
+    const flt0 = faults(status.pid);
     const c = await cLatency({
       socketPath,
       configDir,
@@ -195,7 +202,7 @@ async function latency(lib, socketPath, configDir, root, status) {
     if (c) line("bench/loadgen.c", c.lat, c.errors, c.elapsed);
     if (c)
       console.log(
-        `the front's CPU time: ${(((cpuMs(status.pid) - cpu0) / c.lat.length) * 1000).toFixed(1)} µs per answer (user + system, /proc)`,
+        `the front's CPU time: ${(((cpuMs(status.pid) - cpu0) / c.lat.length) * 1000).toFixed(1)} µs per answer (user + system, /proc), ${((faults(status.pid) - flt0) / c.lat.length).toFixed(2)} minor page faults per answer`,
       );
     else
       console.log(
