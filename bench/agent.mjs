@@ -97,7 +97,7 @@ async function main() {
       "agent-only",
     );
 
-    if (RUNS > 0) await wallAndRss(env);
+    if (RUNS > 0) await wallAndRss(env, provider);
     await latency(lib, socketPath, paths.configDir, root, status);
     await new Promise((r) => setTimeout(r, 2000));
     console.log(
@@ -118,7 +118,7 @@ async function main() {
 }
 
 /** Whole processes, side by side with `node -e 0`: clean, and with the system CA bundle. */
-async function wallAndRss(env) {
+async function wallAndRss(env, provider) {
   const systemCa = "/etc/ssl/certs/ca-certificates.crt";
   const scenarios = [{ name: "clean", extra: {} }];
   if (existsSync(systemCa))
