@@ -24,6 +24,7 @@ import {
   option,
   percentile as pct,
   run,
+  stopAgent,
 } from "./lib.mjs";
 
 const RUNS = Number(option("--runs", "21"));
@@ -104,14 +105,7 @@ async function main() {
       `idle RSS: front ${rssMiB(status.pid).toFixed(1)} MiB, vault ${rssMiB(status.vaultPid).toFixed(1)} MiB (locked agent: the front only)`,
     );
   } finally {
-    await run(process.execPath, [BIN, "agent", "stop"], env).catch(() => {});
-    for (const pid of [status?.pid, status?.vaultPid])
-      if (pid)
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
+    await stopAgent(env, status);
     await emu.close();
     rmSync(root, { recursive: true, force: true });
   }

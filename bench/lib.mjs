@@ -211,6 +211,18 @@ export async function agentLatency(lib, { socketPath, configDir, clients, rate, 
   return { lat, errors };
 }
 
+/** Stops the agent of `env`, and kills its two processes if `stop` did not: a benchmark leaves none. */
+export async function stopAgent(env, status) {
+  await run(process.execPath, [BIN, "agent", "stop"], env).catch(() => {});
+  for (const pid of [status?.pid, status?.vaultPid])
+    if (pid)
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+}
+
 /**
  * The same load as `agentLatency`, from bench/loadgen.c (compiled into `dir` with `cc`): one
  * epoll thread in C, so the figures are the agent's, not a Node client's event loop and

@@ -28,6 +28,7 @@ const {
   option,
   percentile: pct,
   run,
+  stopAgent,
 } = lib0;
 const { DEFAULT_DEFAULTS, deriveReleaseKeys, savePolicy } = await import("../src/agent/policy.ts");
 
@@ -124,14 +125,7 @@ try {
   console.log(`the policy adds p99: ${add.toFixed(3)} ms (budget < 1 ms: ${add < 1 ? "met" : "MISSED"})`);
 } finally {
   for (const a of Object.values(agents)) {
-    await run(process.execPath, [BIN, "agent", "stop"], a.env).catch(() => {});
-    for (const pid of [a.status?.pid, a.status?.vaultPid])
-      if (pid)
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
+    await stopAgent(a.env, a.status);
   }
   await emu.close();
   rmSync(root, { recursive: true, force: true });

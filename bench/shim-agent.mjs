@@ -27,6 +27,7 @@ import {
   option,
   percentile,
   run,
+  stopAgent,
 } from "./lib.mjs";
 
 const RUNS = Number(option("--runs", "5"));
@@ -156,14 +157,7 @@ async function main() {
       );
     }
   } finally {
-    await run(process.execPath, [BIN, "agent", "stop"], env).catch(() => {});
-    for (const pid of [status?.pid, status?.vaultPid])
-      if (pid)
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
+    await stopAgent(env, status);
     await emu.close();
     rmSync(root, { recursive: true, force: true });
   }
