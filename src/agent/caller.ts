@@ -110,14 +110,9 @@ export function describeCaller(c: Caller): string[] {
   return lines;
 }
 
-/**
- * Callers seen in the last few seconds, so that a client asking 1,000 times a second on one
- * connection does not have its whole ancestry read from /proc each time. A hit is used only
- * when the process is provably the same and unchanged in what the policy matches: the same
- * start time, session and terminal (a reused pid, a `setsid`, are misses), the same executable,
- * working folder and argv — read again each time, between two reads of its stat, as
- * `readProcess` does. Parents may have exited since; they are what they were at the first read.
- */
+/** The most /proc files the cache holds open (two per caller). */
+export const MAX_HELD_FILES = 256;
+
 interface Entry {
   caller: Caller;
   /** argv as read at identification. */
@@ -128,9 +123,19 @@ interface Entry {
   cmdline?: number | undefined;
 }
 
+/**
+ * Callers seen in the last few seconds, so that a client asking 1,000 times a second on one
+ * connection does not have its whole ancestry read from /proc each time. A hit is used only
+ * when the process is provably the same and unchanged in what the policy matches: the same
+ * start time, session and terminal (a reused pid, a `setsid`, are misses), the same executable,
+ * working folder and argv — read again each time, between two reads of its stat, as
+ * `readProcess` does. Parents may have exited since; they are what they were at the first read.
+ */
 export class CallerCache {
   private entries = new Map<string, Entry>();
   private lastSweep = 0;
+  /** /proc files held open by the entries. */
+  private heldFiles = 0;
   /** Ancestors of recent callers (re-checked at each use: see `AncestorMemo`), for a minute. */
   private ancestors = new Map<number, { info: ProcessInfo; at: number }>();
   private readonly memo: AncestorMemo = {
@@ -161,9 +166,13 @@ export class CallerCache {
     if (hit) this.drop(key, hit);
     if (t - this.lastSweep >= this.maxAgeMs) this.sweep(t);
     // Held before the identification: a process that ends meanwhile fails its first re-check.
-    const held = this.reader.hold
-      ? { stat: this.reader.hold(`/proc/${pid}/stat`), cmdline: this.reader.hold(`/proc/${pid}/cmdline`) }
-      : undefined;
+    // At most MAX_HELD_FILES open at once (the agent's own sockets must never run short of
+    // descriptors); callers beyond them are re-checked by path, as without `hold`.
+    const held =
+      this.reader.hold && this.heldFiles + 2 <= MAX_HELD_FILES
+        ? { stat: this.reader.hold(`/proc/${pid}/stat`), cmdline: this.reader.hold(`/proc/${pid}/cmdline`) }
+        : undefined;
+    if (held) this.heldFiles += Number(held.stat !== undefined) + Number(held.cmdline !== undefined);
     const cmdline =
       held?.cmdline !== undefined && this.reader.reread
         ? this.reader.reread(held.cmdline)
@@ -193,8 +202,11 @@ export class CallerCache {
   }
 
   private releaseHeld(h: { stat?: number | undefined; cmdline?: number | undefined }): void {
-    if (h.stat !== undefined) this.reader.release?.(h.stat);
-    if (h.cmdline !== undefined) this.reader.release?.(h.cmdline);
+    for (const fd of [h.stat, h.cmdline])
+      if (fd !== undefined) {
+        this.reader.release?.(fd);
+        this.heldFiles--;
+      }
   }
 
   /**

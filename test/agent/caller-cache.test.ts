@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CallerCache } from "../../src/agent/caller.js";
+import { CallerCache, MAX_HELD_FILES } from "../../src/agent/caller.js";
 import { releaseGate } from "../../src/agent/gate.js";
 import type { ProcReader } from "../../src/core/procfs.js";
 
@@ -133,6 +133,29 @@ for (const holding of [false, true])
         now += 5_000;
         cache.identify(100, undefined); // the sweep: every entry but this one is too old
         assert.equal(w.open(), 2);
+        cache.clear();
+        assert.equal(w.open(), 0);
+      });
+
+    if (holding)
+      it(`at most ${MAX_HELD_FILES} files are held; callers beyond them are re-checked by path, and still hit`, () => {
+        const w = world(true);
+        const cache = new CallerCache(w.reader, () => 1_000, 5_000, 10_000);
+        const n = MAX_HELD_FILES / 2 + 20;
+        for (let pid = 1000; pid < 1000 + n; pid++) {
+          w.put(pid, 100, pid, "/usr/bin/az");
+          cache.identify(pid, undefined);
+        }
+        assert.equal(w.open(), MAX_HELD_FILES);
+        const last = 1000 + n - 1;
+        const first = cache.identify(last, undefined);
+        assert.equal(
+          cache.identify(last, undefined),
+          first,
+          "a caller without held files is not served from the cache",
+        );
+        w.put(last, 100, last + 1, "/usr/bin/az"); // the pid reused
+        assert.notEqual(cache.identify(last, undefined), first);
         cache.clear();
         assert.equal(w.open(), 0);
       });
