@@ -18,6 +18,8 @@ const entryPoints = {
   // The agent's two processes (src/agent/server.ts): the front and the vault.
   "agent/daemon": "src/agent/daemon.ts",
   "agent/vault": "src/agent/vault.ts",
+  // The release log's own thread (src/agent/log-thread.ts).
+  "agent/log-thread": "src/agent/log-thread.ts",
 };
 // Hashed chunks of earlier builds are never loaded again; start from an empty dist/.
 rmSync(new URL("../dist", import.meta.url), { recursive: true, force: true });

@@ -75,7 +75,12 @@ async function main(): Promise<void> {
   const idleMs = Number(arg("--idle") ?? 0);
   const maxMs = Number(arg("--max") ?? 0);
   const gateName = arg("--policy") ?? "ask";
-  const gate = await loadGate(gateName, { configDir: paths.configDir, env, promptTty: arg("--prompt-tty") });
+  const gate = await loadGate(gateName, {
+    configDir: paths.configDir,
+    env,
+    promptTty: arg("--prompt-tty"),
+    logThread: join(dirname(fileURLToPath(import.meta.url)), "log-thread.js"),
+  });
   if (!gate) throw new AzkeepError("usage", `Unknown release policy '${gateName}'.`);
   ensurePrivateFolder(dirname(socketPath));
 

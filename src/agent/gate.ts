@@ -27,6 +27,7 @@ import { readProcess, type ProcReader } from "../core/procfs.js";
 import type { ReleaseDecision, ReleaseGate, ReleaseRequest } from "./release.js";
 import { CallerCache, describeCaller, logCaller, type Caller } from "./caller.js";
 import { ReleaseLog, maxBytesFromEnv, parseLogQuery, type LogEntry, type LogRequest } from "./log.js";
+import { WorkerReleaseLog, type ReleaseLogHandle } from "./log-worker.js";
 import {
   findPinentry,
   pinentryConfirm,
@@ -69,6 +70,11 @@ export interface PolicyGateOptions {
   env?: Record<string, string | undefined>;
   now?: () => number;
   reader?: ProcReader;
+  /**
+   * The release log's own thread (`dist/agent/log-thread.js`): records are made and written
+   * there, off the thread that answers. Without it, in this thread (tests).
+   */
+  logThread?: string | undefined;
   /** Asks the person; by default a pinentry on `promptTty` or the desktop. */
   confirm?: ConfirmFn;
 }
@@ -229,7 +235,7 @@ function refusalWords(outcome: Exclude<ConfirmOutcome, { answer: "allow" }>, tim
 
 export class PolicyGate {
   private keys: ReleaseKeys | undefined;
-  private log: ReleaseLog | undefined;
+  private log: ReleaseLogHandle | undefined;
   /** The flush of the log dropped at the last lock. */
   private closing: Promise<void> = Promise.resolve();
   private policyCache: { sig: string; load: PolicyLoad } | undefined;
@@ -255,13 +261,16 @@ export class PolicyGate {
     this.policyCache = undefined;
     if (!keys) {
       // Locked: the records made so far are written now (the log's key is gone after this).
-      if (this.log) this.closing = this.log.flush();
+      if (this.log) this.closing = this.log.close ? this.log.close() : this.log.flush();
       this.log = undefined;
       this.approvals.clear();
       return;
     }
     const maxBytes = maxBytesFromEnv(this.o.env ?? {});
-    this.log = ReleaseLog.open(this.o.configDir, keys.log, this.now, maxBytes ? { maxBytes } : {});
+    const options = maxBytes ? { maxBytes } : {};
+    this.log = this.o.logThread
+      ? new WorkerReleaseLog(this.o.logThread, this.o.configDir, keys.log, this.now, options, this.closing)
+      : ReleaseLog.open(this.o.configDir, keys.log, this.now, options);
     // Refusals made while locked (no log key in the front then) are written now, with their time.
     for (const e of this.pending.splice(0)) this.log.append(e);
   }
@@ -300,7 +309,7 @@ export class PolicyGate {
     if (tty) this.promptTty = tty;
   }
 
-  get releaseLog(): ReleaseLog | undefined {
+  get releaseLog(): ReleaseLogHandle | undefined {
     return this.log;
   }
 

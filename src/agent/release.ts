@@ -105,6 +105,8 @@ export interface GateSetup {
   env: Record<string, string | undefined>;
   /** The terminal `agent start` ran in (where pinentry asks). */
   promptTty?: string | undefined;
+  /** The release log's own thread's entry (`dist/agent/log-thread.js`). */
+  logThread?: string | undefined;
 }
 
 /** The gate for `--policy NAME`; undefined when the name is unknown. */
@@ -117,5 +119,6 @@ export async function loadGate(name: string, setup?: GateSetup): Promise<Release
     mode: name === "open" ? "open" : "default",
     promptTty: setup.promptTty,
     env: setup.env,
+    logThread: setup.logThread,
   });
 }
