@@ -10,7 +10,6 @@ import { readFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  ALICE,
   BIN,
   REPO,
   agentLatency,
@@ -25,6 +24,7 @@ import {
   percentile as pct,
   run,
   stopAgent,
+  signInAlice,
 } from "./lib.mjs";
 
 const RUNS = Number(option("--runs", "21"));
@@ -70,15 +70,7 @@ async function main() {
       ...emu.env,
       ...(provider === "passphrase" ? { AZKEEP_PASSPHRASE: PASSPHRASE } : {}),
     };
-    must(
-      await run(
-        process.execPath,
-        [BIN, "login", "-u", ALICE.upn, "--password-stdin"],
-        loginEnv,
-        ALICE.password,
-      ),
-      "login",
-    );
+    await signInAlice(loginEnv);
     must(await run(process.execPath, [BIN, "account", "get-access-token"], loginEnv), "get-access-token");
     must(await run(process.execPath, [BIN, "agent", "start", "--policy", "open"], env), "agent start");
     const paths = lib.resolvePaths(env);

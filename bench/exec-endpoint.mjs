@@ -13,7 +13,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  ALICE,
   BIN,
   REPO,
   azkeepStoreEnv,
@@ -24,6 +23,7 @@ import {
   must,
   option,
   run,
+  signInAlice,
 } from "./lib.mjs";
 
 const RATE = Number(option("--rate", "500"));
@@ -92,15 +92,7 @@ async function main() {
     const base = baseEnv(root);
     const storeEnv = azkeepStoreEnv(root);
     const signInEnv = { ...base, ...emu.env, ...storeEnv };
-    must(
-      await run(
-        process.execPath,
-        [BIN, "login", "-u", ALICE.upn, "--password-stdin"],
-        signInEnv,
-        ALICE.password,
-      ),
-      "azkeep login",
-    );
+    await signInAlice(signInEnv);
     must(
       await run(process.execPath, [BIN, "account", "get-access-token"], signInEnv),
       "azkeep get-access-token",

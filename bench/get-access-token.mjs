@@ -27,6 +27,7 @@ import {
   must,
   option,
   run,
+  signInAlice,
 } from "./lib.mjs";
 
 const RUNS = Number(option("--runs", "21"));
@@ -45,15 +46,7 @@ async function main() {
     const storeEnv = azkeepStoreEnv(root);
     // Signing in needs the emulator's proxy and CA; the cached path measured below does not.
     const azkeepEnv = { ...base, ...emu.env, ...storeEnv };
-    must(
-      await run(
-        process.execPath,
-        [BIN, "login", "-u", ALICE.upn, "--password-stdin"],
-        azkeepEnv,
-        ALICE.password,
-      ),
-      "azkeep login",
-    );
+    await signInAlice(azkeepEnv);
     must(
       await run(process.execPath, [BIN, "account", "get-access-token"], azkeepEnv),
       "azkeep get-access-token",

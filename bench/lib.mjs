@@ -211,6 +211,14 @@ export async function agentLatency(lib, { socketPath, configDir, clients, rate, 
   return { lat, errors };
 }
 
+/** `azkeep login` as ALICE (the emulator's user, password on stdin) with `env`; throws on failure. */
+export async function signInAlice(env) {
+  must(
+    await run(process.execPath, [BIN, "login", "-u", ALICE.upn, "--password-stdin"], env, ALICE.password),
+    "azkeep login",
+  );
+}
+
 /** Stops the agent of `env`, and kills its two processes if `stop` did not: a benchmark leaves none. */
 export async function stopAgent(env, status) {
   await run(process.execPath, [BIN, "agent", "stop"], env).catch(() => {});

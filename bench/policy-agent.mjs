@@ -15,7 +15,6 @@ const lib0 = await import("./lib.mjs");
 lib0.underTsx(import.meta.url);
 
 const {
-  ALICE,
   BIN,
   REPO,
   agentLatency,
@@ -28,6 +27,7 @@ const {
   option,
   percentile: pct,
   run,
+  signInAlice,
   stopAgent,
 } = lib0;
 const { DEFAULT_DEFAULTS, deriveReleaseKeys, savePolicy } = await import("../src/agent/policy.ts");
@@ -46,15 +46,7 @@ try {
   for (const name of ["open", "rule"]) {
     const home = join(root, name);
     const env = { ...baseEnv(home, "UTC"), ...azkeepStoreEnv(home) };
-    must(
-      await run(
-        process.execPath,
-        [BIN, "login", "-u", ALICE.upn, "--password-stdin"],
-        { ...env, ...emu.env },
-        ALICE.password,
-      ),
-      "login",
-    );
+    await signInAlice({ ...env, ...emu.env });
     must(
       await run(process.execPath, [BIN, "account", "get-access-token"], { ...env, ...emu.env }),
       "get-access-token",

@@ -15,7 +15,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import {
-  ALICE,
   BIN,
   REPO,
   SHIM_DIR,
@@ -28,6 +27,7 @@ import {
   percentile,
   run,
   stopAgent,
+  signInAlice,
 } from "./lib.mjs";
 
 const RUNS = Number(option("--runs", "5"));
@@ -68,15 +68,7 @@ async function main() {
   let status;
   try {
     const loginEnv = { ...env, ...emu.env };
-    must(
-      await run(
-        process.execPath,
-        [BIN, "login", "-u", ALICE.upn, "--password-stdin"],
-        loginEnv,
-        ALICE.password,
-      ),
-      "login",
-    );
+    await signInAlice(loginEnv);
     must(await run(process.execPath, [BIN, ...ARGS], loginEnv), "get-access-token");
     // Agent-only mode: every measured shim must go through the agent (one that tried to open the
     // store itself would fail, and hyperfine with it).
