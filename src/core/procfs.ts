@@ -55,26 +55,18 @@ function readProcFile(path: string): string | undefined {
     return undefined;
   }
   try {
-    const buf = (procBuffer ??= Buffer.allocUnsafe(16_384));
-    let text = "";
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      text += buf.toString("latin1", 0, n);
-      if (n < buf.length) return text;
-    }
-  } catch {
-    return undefined;
+    return readWhole(fd);
   } finally {
     closeSync(fd);
   }
 }
 
 /**
- * Reads an open /proc file from its start (pread at 0); a short read is the whole file, as in
- * `readProcFile`. Were one ever cut short, the caller would see a change and read the process
- * afresh.
+ * Reads an open /proc file from its start (pread at 0): a fresh one (`readProcFile`) or one held
+ * open (`hold`/`reread`); a short read is the whole file. Were one ever cut short, the caller
+ * would see a change and read the process afresh.
  */
-function rereadProcFile(fd: number): string | undefined {
+function readWhole(fd: number): string | undefined {
   try {
     const buf = (procBuffer ??= Buffer.allocUnsafe(16_384));
     let text = "";
@@ -98,7 +90,7 @@ export const nodeProcReader: ProcReader = {
       return undefined;
     }
   },
-  reread: rereadProcFile,
+  reread: readWhole,
   release(fd) {
     try {
       closeSync(fd);
