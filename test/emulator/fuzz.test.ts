@@ -210,10 +210,11 @@ describe("emulator: fuzzing", () => {
           { requiredKeys: [] },
         ),
         async (t, q) => {
-          const r = await send(
-            `${emu.urls.http}/${t}/oauth2/v2.0/authorize?${new URLSearchParams(q).toString()}`,
-            {},
-          );
+          const url = `${emu.urls.http}/${t}/oauth2/v2.0/authorize?${new URLSearchParams(q).toString()}`;
+          const r = await send(url, {});
+          // A request line past Node's 16 KiB header limit is refused by the HTTP layer before the
+          // emulator sees it (a bare 400/431, no page; seed -478122901): not a 500, nothing to check.
+          if (url.length > 16 * 1024 && [400, 414, 431].includes(r.status)) return;
           assert.ok([200, 302, 400].includes(r.status), `HTTP ${r.status}: ${r.text.slice(0, 300)}`);
           if (r.status === 302) {
             const loc = new URL(r.headers.get("location")!);
