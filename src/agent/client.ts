@@ -19,7 +19,7 @@
  * or the direct path when agent-only mode is off).
  */
 import { AzkeepError, type ErrorCode } from "../core/errors.js";
-import { openRawPipe } from "./raw-pipe.js";
+import { RawPipeSocket, openRawPipe } from "./raw-pipe.js";
 import {
   PROTOCOL_VERSION,
   RESTART_HINT,
@@ -94,7 +94,7 @@ export interface ConnectOptions {
   socketPath: string;
   /** The config folder the client serves; an agent of another folder is refused. */
   configDir?: string;
-  /** Gives up connecting after this long (default 2 s). */
+  /** Gives up connecting after this long (default 2 s; `node:net` only, see `connectAgent`). */
   connectTimeoutMs?: number;
   /** The azkeep version of the client, for the agent's logs. */
   azkeep?: string;
@@ -125,8 +125,9 @@ export class AgentConnection {
   private readonly waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   private readonly reader = new LineReader();
   private gone: Error | undefined;
+  /** The hello's frame until it goes out: with the first request, or alone when `hello` is asked for first. */
   private pendingHello: string | undefined;
-  readonly hello: Promise<HelloResult>;
+  private readonly helloAnswer: Promise<HelloResult>;
 
   constructor(
     private readonly socket: AgentSocket,
@@ -138,7 +139,7 @@ export class AgentConnection {
     );
     socket.on("close", () => this.fail(new AgentGoneError()));
     // The hello goes out with the first request, in the same write (one round trip).
-    this.hello = this.send({
+    this.helloAnswer = this.send({
       op: "hello",
       version: PROTOCOL_VERSION,
       ...(options.configDir !== undefined ? { configDir: options.configDir } : {}),
@@ -154,12 +155,20 @@ export class AgentConnection {
       }
       return h;
     });
-    this.hello.catch(() => {});
-    // No request followed in this turn of the event loop: the hello goes alone.
-    setImmediate(() => {
-      if (this.pendingHello && !socket.destroyed) socket.write(this.pendingHello);
+    this.helloAnswer.catch(() => {});
+  }
+
+  /**
+   * The agent's answer to the hello. Asked for before any request, it sends the hello alone;
+   * otherwise the hello has gone with the first request. (No timer or setImmediate for that:
+   * each would cost the hot path a turn of the event loop.)
+   */
+  get hello(): Promise<HelloResult> {
+    if (this.pendingHello !== undefined) {
+      if (!this.socket.destroyed) this.socket.write(this.pendingHello);
       this.pendingHello = undefined;
-    });
+    }
+    return this.helloAnswer;
   }
 
   private onData(chunk: Buffer): void {
@@ -212,7 +221,7 @@ export class AgentConnection {
   private async call(body: Body<AgentRequest>): Promise<unknown> {
     const r = this.send(body);
     r.catch(() => {});
-    await this.hello;
+    await this.helloAnswer;
     return r;
   }
 
@@ -338,10 +347,16 @@ export async function connectAgent(options: ConnectOptions): Promise<AgentConnec
     (options.lean ? openRawPipe(options.socketPath) : undefined) ??
     (await import("node:net")).connect(options.socketPath);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(undefined);
-    }, options.connectTimeoutMs ?? 2_000);
+    // A unix socket's connect completes or fails at once (a full backlog is EAGAIN, not a wait),
+    // so the raw pipe needs no timer, and a timer would cost its hot path a loop turn to clear.
+    // node:net's socket keeps one, as it always had.
+    const timer =
+      socket instanceof RawPipeSocket
+        ? undefined
+        : setTimeout(() => {
+            socket.destroy();
+            resolve(undefined);
+          }, options.connectTimeoutMs ?? 2_000);
     const onError = (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       socket.destroy();
