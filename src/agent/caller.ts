@@ -110,6 +110,33 @@ export function describeCaller(c: Caller): string[] {
   return lines;
 }
 
+/**
+ * `reader`, except that the caller's own stat and cmdline are read through the files held open
+ * for it (a read from offset 0 of an open file: no open and close, and never another process
+ * that got the pid meanwhile). Remembers the cmdline text read, which the re-checks compare with.
+ */
+function throughHeld(
+  reader: ProcReader,
+  pid: number,
+  held: { stat: number | undefined; cmdline: number | undefined } | undefined,
+): ProcReader & { cmdlineText: string | undefined } {
+  const statPath = `/proc/${pid}/stat`;
+  const cmdlinePath = `/proc/${pid}/cmdline`;
+  const reread = reader.reread?.bind(reader);
+  const own: ProcReader & { cmdlineText: string | undefined } = {
+    cmdlineText: undefined,
+    readLink: (path) => reader.readLink(path),
+    readFile: (path) => {
+      if (path === statPath && held?.stat !== undefined && reread) return reread(held.stat);
+      if (path !== cmdlinePath) return reader.readFile(path);
+      const text = held?.cmdline !== undefined && reread ? reread(held.cmdline) : reader.readFile(path);
+      own.cmdlineText = text;
+      return text;
+    },
+  };
+  return own;
+}
+
 /** The most /proc files the cache holds open (two per caller). */
 export const MAX_HELD_FILES = 256;
 
@@ -173,14 +200,11 @@ export class CallerCache {
         ? { stat: this.reader.hold(`/proc/${pid}/stat`), cmdline: this.reader.hold(`/proc/${pid}/cmdline`) }
         : undefined;
     if (held) this.heldFiles += Number(held.stat !== undefined) + Number(held.cmdline !== undefined);
-    const cmdline =
-      held?.cmdline !== undefined && this.reader.reread
-        ? this.reader.reread(held.cmdline)
-        : this.reader.readFile(`/proc/${pid}/cmdline`);
-    const caller = identifyCaller(pid, run, this.reader, this.memo);
+    const own = throughHeld(this.reader, pid, held);
+    const caller = identifyCaller(pid, run, own, this.memo);
     if (caller.facts.known) {
       if (this.entries.size >= this.maxEntries) this.clear();
-      this.entries.set(key, { caller, cmdlineText: cmdline, at: t, ...held });
+      this.entries.set(key, { caller, cmdlineText: own.cmdlineText, at: t, ...held });
     } else if (held) this.releaseHeld(held);
     return caller;
   }

@@ -348,6 +348,9 @@ export interface ProcessChain {
  * terminal emulator and their parents read again in full. A remembered ancestor is used only
  * after its stat is read afresh (same start time: not a reused pid; its parent, session and
  * terminal from now) and its executable link still says the same (an `exec` is a miss).
+ * Ancestors that were read but are not known (init or sshd, whose executable another user cannot
+ * read; a zombie) are remembered too, and stay unknown: only their start time and executable link
+ * are compared, as for the others.
  */
 export interface AncestorMemo {
   get(pid: number): ProcessInfo | undefined;
@@ -357,7 +360,7 @@ export interface AncestorMemo {
 /** A parent of a caller: from `memo` when it is provably the same process, else read briefly. */
 function readParent(pid: number, reader: ProcReader, memo: AncestorMemo | undefined): ProcessInfo {
   const seen = memo?.get(pid);
-  if (seen?.known && seen.startTime !== undefined) {
+  if (seen && seen.startTime !== undefined) {
     const now = readStat(pid, reader);
     if (now && now.startTime === seen.startTime && reader.readLink(`/proc/${pid}/exe`) === seen.exe) {
       return {
@@ -372,7 +375,7 @@ function readParent(pid: number, reader: ProcReader, memo: AncestorMemo | undefi
     }
   }
   const info = readProcess(pid, reader, { brief: true });
-  if (info.known) memo?.set(info);
+  if (info.startTime !== undefined) memo?.set(info);
   return info;
 }
 

@@ -37,8 +37,11 @@ function world(holding = false) {
     files[`/proc/${pid}/cgroup`] = `0::/user.slice/user-1000.slice/session-3.scope\n`;
   };
   let reads = 0;
+  /** Every read, by path; a held file's as `held:PATH`. */
+  const log: string[] = [];
   const get = (p: string) => {
     reads++;
+    log.push(p);
     return files[p];
   };
   const reader: ProcReader = { readFile: get, readLink: get };
@@ -56,6 +59,7 @@ function world(holding = false) {
       reads++;
       const held = handles.get(h);
       assert.ok(held, `handle ${h} read after it was released`);
+      log.push(`held:${held.path}`);
       return startOf(held.pid) === held.start ? files[held.path] : undefined;
     };
     reader.release = (h) => {
@@ -65,7 +69,7 @@ function world(holding = false) {
   put(1, 0, 1, "/sbin/init");
   put(100, 1, 50, "/usr/bin/bash");
   put(200, 100, 900, "/usr/bin/terraform");
-  return { files, put, reader, reads: () => reads, open: () => handles.size };
+  return { files, put, reader, reads: () => reads, open: () => handles.size, log };
 }
 
 for (const holding of [false, true])
@@ -114,6 +118,44 @@ for (const holding of [false, true])
       w.put(4242, 100, 77, "/usr/bin/python3");
       assert.equal(cache.identify(4242, undefined).facts.known, true);
     });
+
+    it("an ancestor whose executable cannot be read (init, sshd) is remembered, and stays unknown", () => {
+      const w = world(holding);
+      delete w.files["/proc/1/exe"]; // another user's process: its exe link is not readable
+      const cache = new CallerCache(w.reader, () => 1_000);
+      const first = cache.identify(200, undefined);
+      assert.equal(first.facts.known, true);
+      assert.equal(first.parents[1]?.pid, 1);
+      assert.equal(first.parents[1]?.known, false);
+      w.put(300, 100, 950, "/usr/bin/az"); // a new process of the same shell
+      w.log.length = 0;
+      const second = cache.identify(300, undefined);
+      assert.equal(second.facts.known, true);
+      assert.deepEqual(second.facts.ancestors, ["/usr/bin/bash", undefined]);
+      assert.equal(second.parents[1]?.known, false, "init became known from the memo");
+      const initReads = w.log.filter((p) => p.startsWith("/proc/1/"));
+      assert.deepEqual(initReads, ["/proc/1/stat", "/proc/1/exe"], "init was read in full again");
+    });
+
+    if (holding)
+      it("a new caller's own stat and cmdline are read through the held files", () => {
+        const w = world(true);
+        const cache = new CallerCache(w.reader, () => 1_000);
+        w.log.length = 0;
+        assert.equal(cache.identify(200, undefined).facts.known, true);
+        const own = w.log.filter((p) => /\/proc\/200\/(stat|cmdline)$/.test(p));
+        assert.ok(own.length >= 3, own.join(", "));
+        assert.deepEqual(
+          own.filter((p) => !p.startsWith("held:")),
+          [],
+          "read by path although held open",
+        );
+        // The re-check compares with the argv read at identification.
+        assert.equal(cache.identify(200, undefined).facts.known, true);
+        w.files["/proc/200/cmdline"] = "/usr/bin/terraform\0apply\0";
+        const after = cache.identify(200, undefined);
+        assert.deepEqual(after.facts.argv, ["/usr/bin/terraform", "apply"]);
+      });
 
     if (holding)
       it("held files are closed when their entry goes (miss, sweep, clear), never more than two an entry", () => {
