@@ -18,7 +18,7 @@
  */
 import { fileSignature } from "../core/store/files.js";
 import { join } from "node:path";
-import type { AgentToken } from "./protocol.js";
+import { EncodedResult, type AgentToken } from "./protocol.js";
 
 /** The vault's reuse margin (`core/tokens/cache.ts` REUSE_MARGIN_S): kept the same by a test. */
 export const FRONT_REUSE_MARGIN_S = 300;
@@ -28,8 +28,15 @@ const WATCHED = ["tokens.sealed", "profile.json", "config.json"];
 /** Most requests remembered (one per resource/subscription/tenant asked; far more than in use). */
 const MAX_ENTRIES = 256;
 
+interface Entry {
+  token: AgentToken;
+  files: string;
+  /** The answer as a cache hit, in JSON: made at the first hit, then sent as it is. */
+  answer?: EncodedResult;
+}
+
 export class ReleasedTokens {
-  private readonly entries = new Map<string, { token: AgentToken; files: string }>();
+  private readonly entries = new Map<string, Entry>();
   private readonly watched: string[];
 
   constructor(
@@ -60,16 +67,29 @@ export class ReleasedTokens {
     ]);
   }
 
+  /** The remembered token for `key`, as a cache hit, when the vault would answer it too. */
   get(key: string, files: string): AgentToken | undefined {
+    return this.usable(key, files) ? { ...this.entries.get(key)!.token, source: "cache" } : undefined;
+  }
+
+  /** {@link get}'s answer in JSON, made once per entry (the front sends it as it is). */
+  answer(key: string, files: string): EncodedResult | undefined {
+    if (!this.usable(key, files)) return undefined;
+    const e = this.entries.get(key)!;
+    return (e.answer ??= new EncodedResult(JSON.stringify({ ...e.token, source: "cache" })));
+  }
+
+  /** True when the entry of `key` is fresh and the files unchanged; a stale one is forgotten. */
+  private usable(key: string, files: string): boolean {
     const e = this.entries.get(key);
-    if (!e) return undefined;
+    if (!e) return false;
     const now = this.nowS();
     const fresh =
       e.token.expiresOn - now > FRONT_REUSE_MARGIN_S &&
       (e.token.refreshOn === undefined || e.token.refreshOn > now);
-    if (fresh && e.files === files) return { ...e.token, source: "cache" };
+    if (fresh && e.files === files) return true;
     this.entries.delete(key);
-    return undefined;
+    return false;
   }
 
   /** Remembers the vault's answer to `key`, made while the files looked like `files`. */

@@ -24,6 +24,8 @@ import {
   PROTOCOL_VERSION,
   UNLOCK_HINT,
   encodeFrame,
+  encodeResultFrame,
+  EncodedResult,
   type AgentErrorBody,
   type AgentStatus,
   type PolicyChange,
@@ -70,6 +72,10 @@ export interface AgentServerOptions {
   unlockAtStart: boolean;
   log: (line: string) => void;
   onStop: () => void;
+  /** Called at each unlock, once the release log's thread runs (`threads.ts`). */
+  onUnlocked?: () => void;
+  /** A connection with no request in progress is closed after this long (default IDLE_CONNECTION_MS). */
+  idleConnectionMs?: number;
 }
 
 const uid = typeof process.getuid === "function" ? process.getuid() : -1;
@@ -230,6 +236,7 @@ export class AgentServer {
     this.lockedBy = undefined;
     this.since = new Date();
     this.o.log(`unlocked (vault ${this.vault?.pid})`);
+    this.o.onUnlocked?.();
     if (this.o.maxMs > 0) {
       this.untilMax = Date.now() + this.o.maxMs;
       this.maxTimer = setTimeout(() => this.endVault("max"), this.o.maxMs);
@@ -311,7 +318,17 @@ export class AgentServer {
     let frameTimer: NodeJS.Timeout | undefined;
     let handedOver = false;
     let queue = Promise.resolve();
-    socket.setTimeout(IDLE_CONNECTION_MS, () => socket.destroy());
+    // Idle means between requests: one that waits for the person (a prompt of up to
+    // `promptTimeout`, pinentry killed 10 s after it) is not cut off, the timer is armed again.
+    // (Not a setTimeout(0) and a new timer around every request: at 1,000 answers a second
+    // those were two timer objects an answer for the collector. Reads and writes re-arm it.)
+    let busy = 0;
+    const idleMs = this.o.idleConnectionMs ?? IDLE_CONNECTION_MS;
+    const onIdle = () => {
+      if (busy > 0) socket.setTimeout(idleMs, onIdle);
+      else socket.destroy();
+    };
+    socket.setTimeout(idleMs, onIdle);
     const refuse = (message: string) => {
       handedOver = true; // nothing more is read from this connection
       socket.end(encodeFrame({ id: 0, ok: false, error: { code: "bad_input", message } }));
@@ -369,23 +386,23 @@ export class AgentServer {
             return;
           }
           let reply: string;
-          // Idle means between requests: one that waits for the person (a prompt of up to
-          // `promptTimeout`, pinentry killed 10 s after it) must not be cut off meanwhile.
-          socket.setTimeout(0);
+          busy++;
           try {
             const started = performance.now();
             const result = await this.handle(msg, peer);
             if (msg.op === "token" || msg.op === "account" || msg.op === "accounts")
               this.answers.add(performance.now() - started);
-            reply = encodeFrame({ id, ok: true, result: result ?? null });
+            reply =
+              result instanceof EncodedResult
+                ? encodeResultFrame(id, result)
+                : encodeFrame({ id, ok: true, result: result ?? null });
           } catch (e) {
             const error = e instanceof ReplyError ? e.body : errBody(e);
             reply = encodeFrame({ id, ok: false, error });
+          } finally {
+            busy--;
           }
-          if (!socket.destroyed) {
-            socket.write(reply);
-            socket.setTimeout(IDLE_CONNECTION_MS);
-          }
+          if (!socket.destroyed) socket.write(reply);
           if (msg.op === "stop") setImmediate(() => this.stop());
         });
       }
@@ -566,7 +583,7 @@ export class AgentServer {
     const key = op === "token" ? this.released.keyOf(q) : undefined;
     const files = key !== undefined ? this.released.filesNow() : "";
     if (key !== undefined) {
-      const hit = this.released.get(key, files);
+      const hit = this.released.answer(key, files);
       if (hit) {
         this.touch();
         return hit;

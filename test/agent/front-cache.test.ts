@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { FRONT_REUSE_MARGIN_S, ReleasedTokens } from "../../src/agent/front-cache.js";
-import type { AgentToken } from "../../src/agent/protocol.js";
+import { encodeFrame, encodeResultFrame, type AgentToken } from "../../src/agent/protocol.js";
 import { REUSE_MARGIN_S } from "../../src/core/tokens/cache.js";
 
 describe("the front's released-token memory", () => {
@@ -78,5 +78,22 @@ describe("the front's released-token memory", () => {
     mem.put(key, mem.filesNow(), token());
     mem.clear();
     assert.equal(mem.get(key, mem.filesNow()), undefined);
+  });
+
+  it("answers in JSON made once, byte for byte the frame the front would encode", () => {
+    const key = mem.keyOf({ resource: "e" })!;
+    const t = token({ accessToken: 'eyJ."quoted"\u2028.✓', refreshOn: now + 999 });
+    mem.put(key, mem.filesNow(), t);
+    const a = mem.answer(key, mem.filesNow());
+    assert.ok(a);
+    assert.equal(mem.answer(key, mem.filesNow()), a, "encoded again for the second hit");
+    for (const id of [1, 2, 4_294_967_296])
+      assert.equal(
+        encodeResultFrame(id, a),
+        encodeFrame({ id, ok: true, result: mem.get(key, mem.filesNow()) }),
+      );
+    // It obeys the same rules as get(): a changed file is a miss.
+    writeFileSync(join(dir, "config.json"), "333");
+    assert.equal(mem.answer(key, mem.filesNow()), undefined);
   });
 });
