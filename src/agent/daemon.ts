@@ -26,6 +26,7 @@ import { hardeningUnavailableReason, makeNonDumpable, peerCredentials } from "./
 import { agentSocketPath } from "./protocol.js";
 import { loadGate } from "./release.js";
 import { AgentServer } from "./server.js";
+import { HELPER_NICE, lowerHelperThreads } from "./threads.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -150,6 +151,10 @@ async function main(): Promise<void> {
     azkeep: VERSION,
     unlockAtStart: provider() !== "passphrase",
     log,
+    onUnlocked: () => {
+      const n = lowerHelperThreads();
+      if (n) log(`${n} helper threads lowered to nice ${HELPER_NICE}`);
+    },
     onStop: () => {
       stopping = true;
       log("stopped");
@@ -164,6 +169,7 @@ async function main(): Promise<void> {
       if (!stopping) agent.stop();
     });
   }
+  lowerHelperThreads();
   log(`listening on ${socketPath}`);
   report({ ready: true, pid: process.pid });
 }

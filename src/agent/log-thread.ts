@@ -13,6 +13,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { ReleaseLog, type ReleaseLogOptions } from "./log.js";
 import type { LogEntry } from "./log-chain.js";
 import type { LogPageQuery } from "./protocol.js";
+import { lowerThisThread } from "./threads.js";
 
 interface Setup {
   dir: string;
@@ -27,6 +28,8 @@ type Message =
 
 const port = parentPort;
 if (port) {
+  // Its work can wait a millisecond; the front's answers cannot (threads.ts).
+  lowerThisThread();
   const setup = workerData as Setup;
   const log = ReleaseLog.open(setup.dir, setup.key, Date.now, setup.options);
   port.postMessage({ t: "opened", problem: log.problem });
