@@ -69,27 +69,27 @@ export class ReleasedTokens {
 
   /** The remembered token for `key`, as a cache hit, when the vault would answer it too. */
   get(key: string, files: string): AgentToken | undefined {
-    return this.usable(key, files) ? { ...this.entries.get(key)!.token, source: "cache" } : undefined;
+    const e = this.usable(key, files);
+    return e ? { ...e.token, source: "cache" } : undefined;
   }
 
   /** {@link get}'s answer in JSON, made once per entry (the front sends it as it is). */
   answer(key: string, files: string): EncodedResult | undefined {
-    if (!this.usable(key, files)) return undefined;
-    const e = this.entries.get(key)!;
-    return (e.answer ??= new EncodedResult(JSON.stringify({ ...e.token, source: "cache" })));
+    const e = this.usable(key, files);
+    return e && (e.answer ??= new EncodedResult(JSON.stringify({ ...e.token, source: "cache" })));
   }
 
-  /** True when the entry of `key` is fresh and the files unchanged; a stale one is forgotten. */
-  private usable(key: string, files: string): boolean {
+  /** The entry of `key` when it is fresh and the files unchanged; a stale one is forgotten. */
+  private usable(key: string, files: string): Entry | undefined {
     const e = this.entries.get(key);
-    if (!e) return false;
+    if (!e) return undefined;
     const now = this.nowS();
     const fresh =
       e.token.expiresOn - now > FRONT_REUSE_MARGIN_S &&
       (e.token.refreshOn === undefined || e.token.refreshOn > now);
-    if (fresh && e.files === files) return true;
+    if (fresh && e.files === files) return e;
     this.entries.delete(key);
-    return false;
+    return undefined;
   }
 
   /** Remembers the vault's answer to `key`, made while the files looked like `files`. */

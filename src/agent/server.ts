@@ -72,7 +72,7 @@ export interface AgentServerOptions {
   unlockAtStart: boolean;
   log: (line: string) => void;
   onStop: () => void;
-  /** Called at each unlock, once the release log's thread runs (`threads.ts`). */
+  /** Called at each unlock (the daemon lowers threads made since start: `threads.ts`). */
   onUnlocked?: () => void;
   /** A connection with no request in progress is closed after this long (default IDLE_CONNECTION_MS). */
   idleConnectionMs?: number;

@@ -26,25 +26,22 @@ export function lowerHelperThreads(nice = HELPER_NICE): number {
     return 0; // no /proc: nothing to do
   }
   let lowered = 0;
-  for (const tid of tids) {
-    if (tid === process.pid || !Number.isInteger(tid)) continue;
-    try {
-      if (getPriority(tid) < nice) {
-        setPriority(tid, nice);
-        lowered++;
-      }
-    } catch {
-      /* the thread ended meanwhile */
-    }
-  }
+  for (const tid of tids) if (tid !== process.pid && Number.isInteger(tid) && lower(tid, nice)) lowered++;
   return lowered;
 }
 
 /** Lowers the calling thread (the release log's thread calls it at its start; Linux: per thread). */
 export function lowerThisThread(nice = HELPER_NICE): void {
+  lower(0, nice);
+}
+
+/** Lowers thread `tid` (0: the calling one) to `nice` unless it is there already; true when it did. */
+function lower(tid: number, nice: number): boolean {
   try {
-    if (getPriority(0) < nice) setPriority(0, nice);
+    if (getPriority(tid) >= nice) return false;
+    setPriority(tid, nice);
+    return true;
   } catch {
-    /* not allowed here: it only costs the main thread some latency */
+    return false; // the thread ended meanwhile: nothing to lower
   }
 }
