@@ -9,7 +9,7 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runProcess } from "../helpers/process.js";
 import { ALICE, DEV_SUB, PROD_SUB, SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
-import { agentStatus, alive, killAgent, startAgent, waitFor, type Status } from "./helpers.js";
+import { alive, startAgent, waitFor, type Status, killAgentOf } from "./helpers.js";
 
 /** Through azkeep's own writer: config.json's `store.mode` is sealed, an outside edit turning it off is refused. */
 async function setMode(s: SignedIn, mode: "agent-only" | "direct"): Promise<void> {
@@ -31,8 +31,7 @@ describe("agent: start, clients through it, lock, unlock, stop", { timeout: 180_
     st = await startAgent(s);
   });
   after(async () => {
-    const now = await agentStatus(s).catch(() => undefined);
-    killAgent(st?.pid, st?.vaultPid, now?.pid, now?.vaultPid);
+    await killAgentOf(s, st);
     await s?.close();
   });
 

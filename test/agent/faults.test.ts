@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { BIN } from "../helpers/cli.js";
 import { runConcurrently, runProcess } from "../helpers/process.js";
 import { signedIn, type SignedIn } from "../tokens/signed-in.js";
-import { agentStatus, alive, killAgent, startAgent, waitFor, type Status } from "./helpers.js";
+import { agentStatus, alive, startAgent, waitFor, type Status, killAgentOf } from "./helpers.js";
 
 /** Sends `bytes` on a raw connection; resolves what came back before the agent closed it. */
 function raw(path: string, bytes: Buffer | string, o: { holdMs?: number } = {}): Promise<string> {
@@ -52,8 +52,7 @@ describe("agent: concurrency and faults", { timeout: 300_000 }, () => {
     s = await signedIn();
   });
   after(async () => {
-    const now = await agentStatus(s).catch(() => undefined);
-    killAgent(st?.pid, st?.vaultPid, now?.pid, now?.vaultPid, ...frontsOf(s.home));
+    await killAgentOf(s, st, ...frontsOf(s.home));
     await s?.close();
   });
 

@@ -13,7 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { publicShipped } from "../helpers/public-copy.js";
 import { signedIn, type SignedIn } from "../tokens/signed-in.js";
 import { runProcess } from "../helpers/process.js";
-import { agentStatus, alive, killAgent, startAgent, waitFor, type Status } from "./helpers.js";
+import { alive, killAgent, startAgent, waitFor, type Status, killAgentOf } from "./helpers.js";
 import { memoryContains } from "./memory.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -31,8 +31,7 @@ describe(
       assert.equal((await s.cli(["account", "get-access-token"])).code, 0);
     });
     after(async () => {
-      const now = await agentStatus(s).catch(() => undefined);
-      killAgent(st?.pid, st?.vaultPid, now?.pid, now?.vaultPid);
+      await killAgentOf(s, st);
       await s?.close();
     });
 

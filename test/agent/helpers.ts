@@ -41,6 +41,19 @@ export function killAgent(...pids: (number | undefined)[]): void {
   }
 }
 
+/**
+ * A suite's clean-up: kills the agent it started (`st`) and whichever agent serves `s` now (a
+ * restart or unlock makes new pids), plus `more` pids.
+ */
+export async function killAgentOf(
+  s: Pick<SignedIn, "cli"> | undefined,
+  st: Pick<Status, "pid" | "vaultPid"> | undefined,
+  ...more: number[]
+): Promise<void> {
+  const now = s ? await agentStatus(s).catch(() => undefined) : undefined;
+  killAgent(st?.pid, st?.vaultPid, now?.pid, now?.vaultPid, ...more);
+}
+
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

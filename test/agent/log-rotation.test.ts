@@ -9,7 +9,7 @@ import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { signedIn, type SignedIn } from "../tokens/signed-in.js";
-import { agentStatus, killAgent, startAgent, type Status } from "./helpers.js";
+import { startAgent, type Status, killAgentOf } from "./helpers.js";
 
 interface Rec {
   seq: number;
@@ -29,8 +29,7 @@ describe("release log rotation through the agent", { timeout: 180_000 }, () => {
     st = await startAgent(s, [], env);
   });
   after(async () => {
-    const now = await agentStatus(s).catch(() => undefined);
-    killAgent(st?.pid, st?.vaultPid, now?.pid, now?.vaultPid);
+    await killAgentOf(s, st);
     await s?.close();
   });
   const logFiles = () =>

@@ -12,7 +12,7 @@ import { BIN } from "../helpers/cli.js";
 import { requireTool } from "../helpers/require-tool.js";
 import { startTmux, type Tmux } from "../helpers/tmux.js";
 import { signedIn, type SignedIn } from "../tokens/signed-in.js";
-import { agentStatus, alive, killAgent, startAgent, waitFor, type Status } from "./helpers.js";
+import { agentStatus, alive, startAgent, waitFor, type Status, killAgentOf } from "./helpers.js";
 import { memoryContains } from "./memory.js";
 
 const PASSPHRASE = "correct-horse-battery-agent";
@@ -34,8 +34,7 @@ describe("agent-only mode with the passphrase provider", { timeout: 180_000 }, (
   });
   after(async () => {
     tmux?.kill();
-    const now = await agentStatus(s).catch(() => undefined);
-    killAgent(st?.pid, st?.vaultPid, now?.pid, now?.vaultPid);
+    await killAgentOf(s, st);
     await s?.close();
   });
 

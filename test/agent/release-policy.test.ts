@@ -14,7 +14,7 @@ import { runProcess } from "../helpers/process.js";
 import { hasCommand } from "../helpers/require-tool.js";
 import { startTmux, type Tmux } from "../helpers/tmux.js";
 import { DEV_SUB, SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
-import { agentStatus, killAgent, waitFor, type Status } from "./helpers.js";
+import { agentStatus, waitFor, type Status, killAgentOf } from "./helpers.js";
 
 const tools = ["tmux", "pinentry-tty"].filter((t) => !hasCommand(t));
 if (tools.length && process.env.CI === "true") throw new Error(`missing ${tools.join(", ")} (see .ci/run)`);
@@ -106,8 +106,7 @@ describe("release policy: who asks, the person confirms, the log", { timeout: 24
     assert.equal(st.locked, false);
   });
   after(async () => {
-    const now = await agentStatus(s).catch(() => undefined);
-    killAgent(st?.pid, st?.vaultPid, now?.pid, now?.vaultPid);
+    await killAgentOf(s, st);
     tmux?.kill();
     await s?.close();
   });

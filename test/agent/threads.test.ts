@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { HELPER_NICE } from "../../src/agent/threads.js";
 import { signedIn, type SignedIn } from "../tokens/signed-in.js";
-import { agentStatus, killAgent, startAgent, waitFor, type Status } from "./helpers.js";
+import { startAgent, waitFor, type Status, killAgentOf } from "./helpers.js";
 
 /** tid → nice value (field 19 of /proc/PID/task/TID/stat) of every thread of `pid`. */
 function niceOfThreads(pid: number): Map<number, number> {
@@ -32,8 +32,7 @@ describe("agent: the front's helper threads", { timeout: 120_000 }, () => {
     st = await startAgent(s);
   });
   after(async () => {
-    const now = await agentStatus(s).catch(() => undefined);
-    killAgent(st?.pid, st?.vaultPid, now?.pid, now?.vaultPid);
+    await killAgentOf(s, st);
     await s?.close();
   });
 

@@ -29,7 +29,15 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runProcess, type ProcessResult } from "../helpers/process.js";
 import { jwtClaims } from "../helpers/jwt.js";
-import { agentStatus, alive, killAgent, startAgent, waitFor, type Status } from "../agent/helpers.js";
+import {
+  agentStatus,
+  alive,
+  killAgent,
+  startAgent,
+  waitFor,
+  type Status,
+  killAgentOf,
+} from "../agent/helpers.js";
 import {
   CONTOSO,
   DEV_SUB,
@@ -221,8 +229,7 @@ describe(
       assert.equal(warm.code, 0, warm.stderr);
     });
     after(async () => {
-      const now = await agentStatus(s).catch(() => undefined);
-      killAgent(agent?.pid, agent?.vaultPid, now?.pid, now?.vaultPid);
+      await killAgentOf(s, agent);
       await s?.close();
       if (root) rmSync(root, { recursive: true, force: true });
     });
