@@ -1,15 +1,31 @@
 /**
  * The agent end to end, with real processes: the built CLI starts the agent (front + vault),
  * clients (the fast lane, the frame, the shim) go through it, `lock` / `unlock` / `stop`, and
- * agent-only mode (no process but the agent unseals the store).
+ * agent-only mode (no process but the agent unseals the store); the front's helper threads at
+ * the lowest priority (`src/agent/threads.ts`), read from /proc.
  */
 import assert from "node:assert/strict";
-import { statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { HELPER_NICE } from "../../src/agent/threads.js";
 import { runProcess } from "../helpers/process.js";
 import { ALICE, DEV_SUB, PROD_SUB, SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
 import { alive, startAgent, waitFor, type Status, killAgentOf } from "./helpers.js";
+
+/** tid → nice value (field 19 of /proc/PID/task/TID/stat) of every thread of `pid`. */
+function niceOfThreads(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`).map(Number)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      out.set(tid, Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]));
+    } catch {
+      /* ended */
+    }
+  }
+  return out;
+}
 
 /** Through azkeep's own writer: config.json's `store.mode` is sealed, an outside edit turning it off is refused. */
 async function setMode(s: SignedIn, mode: "agent-only" | "direct"): Promise<void> {
@@ -134,6 +150,33 @@ describe("agent: start, clients through it, lock, unlock, stop", { timeout: 180_
     assert.notEqual(now.vaultPid, st.vaultPid, "a fresh vault");
     st = { ...st, ...now };
     assert.equal((await s.cli(["account", "get-access-token"])).code, 0);
+  });
+
+  it("the front's helper threads run at nice 19, the main thread at 0, and the release log's thread after a lock and unlock too", async () => {
+    assert.equal((await s.cli(["account", "get-access-token"])).code, 0);
+    const check = (when: string) => {
+      const nice = niceOfThreads(st.pid);
+      assert.equal(nice.get(st.pid), 0, `${when}: the main thread's priority changed`);
+      const helpers = [...nice].filter(([tid]) => tid !== st.pid);
+      // V8's platform threads, libuv's signal thread, the log's thread: several in any Node.
+      assert.ok(helpers.length >= 3, `${when}: only ${helpers.length} other threads`);
+      const high = helpers.filter(([, n]) => n !== HELPER_NICE);
+      assert.deepEqual(high, [], `${when}: threads not lowered (tid, nice)`);
+      return new Set(helpers.map(([tid]) => tid));
+    };
+    // The log's thread lowers itself when it starts: wait for it rather than race it.
+    await waitFor(() => [...niceOfThreads(st.pid)].every(([tid, n]) => tid === st.pid || n === HELPER_NICE));
+    const first = check("after start");
+    assert.equal((await s.cli(["agent", "lock"])).code, 0);
+    const un = await s.cli(["agent", "unlock"]);
+    assert.equal(un.code, 0, un.stderr);
+    assert.equal((await s.cli(["account", "get-access-token"])).code, 0);
+    await waitFor(() => [...niceOfThreads(st.pid)].every(([tid, n]) => tid === st.pid || n === HELPER_NICE));
+    const second = check("after unlock");
+    assert.ok(
+      [...second].some((tid) => !first.has(tid)),
+      "no new thread after the unlock (the log's thread should be new)",
+    );
   });
 
   it("stop: both processes end, the socket goes, status exits 1", async () => {
