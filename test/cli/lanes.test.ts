@@ -135,6 +135,24 @@ function compareLanes(title: string, withAgent: boolean): void {
         if (withAgent && (c.code ?? 0) === 0) assert.doesNotMatch(fast.stderr, /plain file/);
       });
     }
+
+    it("--query of one field name is answered without loading jmespath; any other query loads it", async () => {
+      // NODE_DEBUG=module: Node's module loader says on stderr what it loads.
+      const env = { ...s.env, NODE_DEBUG: "module", PATH: process.env.PATH ?? "/usr/bin:/bin" };
+      const run = (query: string) =>
+        runProcess(process.execPath, [BIN, "account", "get-access-token", "--query", query, "-o", "tsv"], {
+          env,
+          cwd: REPO,
+          timeoutMs: 60_000,
+        });
+      const [field, other] = await Promise.all([run("accessToken"), run("{T:tokenType}")]);
+      assert.equal(field.code, 0, field.stderr);
+      assert.equal(other.code, 0, other.stderr);
+      assert.match(field.stdout, /^eyJ[\w-]+\.[\w-]+\.[\w-]*\n$/);
+      assert.equal(other.stdout, "Bearer\n");
+      assert.doesNotMatch(field.stderr, /jmespath/);
+      assert.match(other.stderr, /jmespath/);
+    });
   });
 }
 

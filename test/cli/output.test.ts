@@ -107,4 +107,34 @@ describe("output formats (az semantics)", () => {
       [1],
     );
   });
+
+  it("--query of one field name (answered without jmespath): what JMESPath gives", async () => {
+    const { default: jmespath } = await import("jmespath");
+    const values: unknown[] = [
+      { accessToken: "t", tokenType: "Bearer", expires_on: 1, subscription: undefined, n: null },
+      { nested: { a: [1, 2] }, list: [{ x: 1 }], f: false, z: 0, e: "" },
+      [{ accessToken: "t" }],
+      "accessToken",
+      42,
+      null,
+      Object.create({ inherited: "no" }) as unknown,
+    ];
+    const queries = ["accessToken", "tokenType", "expires_on", "subscription", "n", "missing"];
+    queries.push("nested", "list", "f", "z", "e", "inherited", "_x1", "A_b");
+    for (const v of values)
+      for (const q of queries) {
+        const fast = await applyQuery(v, q);
+        // One difference, on purpose: an inherited property is no field (jmespath.js reads it).
+        const slow = q === "inherited" ? null : (jmespath.search(v, q) as unknown);
+        assert.deepEqual(fast, slow, `${JSON.stringify(v)} ${q}`);
+        // The result is the value's own object, so its key order is not the query's (tsv sorts).
+        if (fast && typeof fast === "object" && !Array.isArray(fast))
+          assert.equal(formatTsv(fast), formatTsv(slow));
+      }
+    // Anything but one identifier is still JMESPath's: quoted, dotted, indexed, functions.
+    assert.equal(await applyQuery({ "a-b": 1 }, '"a-b"'), 1);
+    assert.equal(await applyQuery({ a: { b: 2 } }, "a.b"), 2);
+    assert.equal(await applyQuery({ a: [3] }, "a[0]"), 3);
+    await assert.rejects(applyQuery({}, "a b"), /invalid jmespath_type value/);
+  });
 });
