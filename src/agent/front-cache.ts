@@ -67,13 +67,10 @@ export class ReleasedTokens {
     ]);
   }
 
-  /** The remembered token for `key`, as a cache hit, when the vault would answer it too. */
-  get(key: string, files: string): AgentToken | undefined {
-    const e = this.usable(key, files);
-    return e ? { ...e.token, source: "cache" } : undefined;
-  }
-
-  /** {@link get}'s answer in JSON, made once per entry (the front sends it as it is). */
+  /**
+   * The remembered token for `key` as a cache hit, when the vault would answer it too: in JSON,
+   * made once per entry (the front sends it as it is).
+   */
   answer(key: string, files: string): EncodedResult | undefined {
     const e = this.usable(key, files);
     return e && (e.answer ??= new EncodedResult(JSON.stringify({ ...e.token, source: "cache" })));

@@ -210,7 +210,7 @@ export async function formatOutput(
 /**
  * A query that is one unquoted JMESPath identifier: `--query accessToken`, what scripts pass in
  * loops. It means the field of that name of an object (JMESPath's `Field`), and null for
- * anything else, so it is answered without loading `jmespath` (~2.5 ms of a ~25 ms cached
+ * anything else, so it is answered without loading `jmespath` (~3.7 ms of a ~30 ms cached
  * `get-access-token`, docs/benchmarks.md). `test/cli/output.test.ts` checks the two agree.
  */
 const FIELD_QUERY = /^[A-Za-z_][A-Za-z0-9_]*$/;
