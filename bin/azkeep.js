@@ -15,11 +15,30 @@ const frame = () => import("../dist/cli/main.js");
 if (argv[0] === "account" && argv[1] === "get-access-token") {
   const fs = require("node:fs");
   const dir = require("node:path").join(__dirname, "..", "dist", "cli");
+  // shim/code-cache.cjs's readBytes (test/shim/path.test.ts keeps them the same).
+  const readBytes = (file) => {
+    const fd = fs.openSync(file, "r");
+    try {
+      let bytes = new Uint8Array(262144);
+      let n = 0;
+      for (let r; (r = fs.readSync(fd, bytes, n, bytes.length - n, null)) > 0;) {
+        n += r;
+        if (n === bytes.length) {
+          const more = new Uint8Array(bytes.length * 2);
+          more.set(bytes);
+          bytes = more;
+        }
+      }
+      return bytes.subarray(0, n);
+    } finally {
+      fs.closeSync(fd);
+    }
+  };
   const load = (name) => {
     const file = `${dir}/${name}.cjs`;
     let cachedData;
     try {
-      cachedData = fs.readFileSync(`${dir}/${name}.v8cache`);
+      cachedData = readBytes(`${dir}/${name}.v8cache`);
     } catch {
       cachedData = undefined;
     }

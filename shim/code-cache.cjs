@@ -20,12 +20,36 @@ function cacheFileOf(file) {
   return file.replace(/\.cjs$/, ".v8cache");
 }
 
+/**
+ * A file's bytes, read without readFileSync's Buffer path (a dozen functions of Node's fs and
+ * buffer modules that a short process compiles for one read: ~0.5 M instructions,
+ * docs/benchmarks.md). bin/azkeep.js and shim/az repeat it (test/shim/path.test.ts).
+ */
+const readBytes = (file) => {
+  const fd = fs.openSync(file, "r");
+  try {
+    let bytes = new Uint8Array(262144);
+    let n = 0;
+    for (let r; (r = fs.readSync(fd, bytes, n, bytes.length - n, null)) > 0;) {
+      n += r;
+      if (n === bytes.length) {
+        const more = new Uint8Array(bytes.length * 2);
+        more.set(bytes);
+        bytes = more;
+      }
+    }
+    return bytes.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+};
+
 /** Loads a CommonJS bundle like `require`, with its code cache when it has one. */
 function load(file, options = {}) {
   let cachedData;
   if (!options.noCache) {
     try {
-      cachedData = fs.readFileSync(cacheFileOf(file));
+      cachedData = readBytes(cacheFileOf(file));
     } catch {
       cachedData = undefined;
     }
@@ -44,7 +68,7 @@ function load(file, options = {}) {
   return mod.exports;
 }
 
-module.exports = { load, cacheFileOf };
+module.exports = { load, cacheFileOf, readBytes };
 
 async function train() {
   const os = require("node:os");

@@ -108,7 +108,7 @@ export interface ConnectOptions {
 
 /** What the client needs of a socket: `net.Socket`, or `raw-pipe.ts`'s `RawPipeSocket`. */
 export interface AgentSocket {
-  on(event: "data", listener: (chunk: Buffer) => void): unknown;
+  on(event: "data", listener: (chunk: Uint8Array) => void): unknown;
   on(event: "error", listener: (e: Error) => void): unknown;
   on(event: "close", listener: () => void): unknown;
   once(event: "connect", listener: () => void): unknown;
@@ -133,7 +133,7 @@ export class AgentConnection {
     private readonly socket: AgentSocket,
     options: ConnectOptions,
   ) {
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("data", (chunk: Uint8Array) => this.onData(chunk));
     socket.on("error", (e) =>
       this.fail(new AgentGoneError(`The azkeep agent's socket failed: ${e.message}.`)),
     );
@@ -171,7 +171,7 @@ export class AgentConnection {
     return this.helloAnswer;
   }
 
-  private onData(chunk: Buffer): void {
+  private onData(chunk: Uint8Array): void {
     const lines = this.reader.push(chunk);
     if (lines === "oversized") {
       this.fail(new AgentGoneError("The azkeep agent sent an oversized answer."));
@@ -358,7 +358,7 @@ export async function connectAgent(options: ConnectOptions): Promise<AgentConnec
             resolve(undefined);
           }, options.connectTimeoutMs ?? 2_000);
     const onError = (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
+      if (timer) clearTimeout(timer);
       socket.destroy();
       if (e.code === "ENOENT" || e.code === "ECONNREFUSED" || e.code === "ENOTSOCK") resolve(undefined);
       else if (e.code === "EACCES")
@@ -375,7 +375,8 @@ export async function connectAgent(options: ConnectOptions): Promise<AgentConnec
     };
     socket.once("error", onError);
     socket.once("connect", () => {
-      clearTimeout(timer);
+      // (Not called without a timer: the raw pipe's process would compile `clearTimeout` for nothing.)
+      if (timer) clearTimeout(timer);
       socket.off("error", onError);
       resolve(new AgentConnection(socket, options));
     });

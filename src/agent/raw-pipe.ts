@@ -20,8 +20,7 @@
  * close. No backpressure (frames are a few hundred bytes), no half-close, no timeouts (a
  * release prompt may keep the agent's answer for a minute, as with `node:net`).
  */
-import { EventEmitter } from "node:events";
-// Both are loaded with Node itself: importing them costs nothing at start.
+// Loaded with Node itself: importing it costs nothing at start.
 import { getSystemErrorName } from "node:util";
 
 interface PipeHandle {
@@ -94,6 +93,64 @@ function loadBindings(env: Readonly<Record<string, string | undefined>>): Bindin
   return bindings;
 }
 
+/** `process.binding("fs").lstat` as Node 20–24 have it (four arguments; see {@link lstatLean}). */
+type LstatBinding = (
+  path: string,
+  bigint: false,
+  req: undefined,
+  ctx: { errno?: number; code?: string },
+) => unknown;
+
+let lstatBinding: LstatBinding | null | undefined;
+
+/**
+ * The owner and mode of `path` (not following a symlink), as `fs.lstatSync` gives them, through
+ * `fs`'s binding: `lstatSync` builds a `Stats` with four dates, seven functions a short client
+ * process compiles for two numbers (~0.9 M instructions of a cached `get-access-token`,
+ * docs/benchmarks.md). `undefined` when this Node's binding is not the one known here (or where
+ * `process.binding` would warn): use `fs.lstatSync` then. Throws as `lstatSync` does, with
+ * its `code` (`ENOENT`, …).
+ *
+ * The call passes a context object last: Node 20's later releases and Node 22+ take that
+ * argument as "throw if there is no entry" (an object is not `false`: they throw), earlier ones
+ * as the place to put the error (checked below). The answer must be the stat array (mode
+ * second, uid fourth, as `fs` reads it) with a file type in the mode; anything else is
+ * `undefined`. `test/agent/raw-pipe.test.ts` compares it with `lstatSync` on this Node.
+ */
+export function lstatLean(
+  path: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): { uid: number; mode: number } | undefined {
+  if (pendingDeprecation(env)) return undefined;
+  if (lstatBinding === undefined) {
+    lstatBinding = null;
+    try {
+      const binding = (process as unknown as { binding?: (name: string) => Record<string, unknown> }).binding;
+      const lstat = typeof binding === "function" ? binding("fs").lstat : undefined;
+      if (typeof lstat === "function") lstatBinding = lstat as LstatBinding;
+    } catch {
+      lstatBinding = null;
+    }
+  }
+  if (!lstatBinding) return undefined;
+  const ctx: { errno?: number; code?: string } = {};
+  let r: unknown;
+  try {
+    r = lstatBinding(path, false, undefined, ctx);
+  } catch (e) {
+    if (typeof (e as NodeJS.ErrnoException)?.code === "string") throw e;
+    return undefined;
+  }
+  if (ctx.errno !== undefined || ctx.code !== undefined)
+    throw Object.assign(new Error(`lstat ${ctx.code ?? ctx.errno}`), { code: ctx.code, errno: ctx.errno });
+  if (!(r instanceof Float64Array) || r.length < 10) return undefined;
+  const mode = r[1]!;
+  const uid = r[3]!;
+  if (!Number.isInteger(mode) || !Number.isInteger(uid) || uid < 0 || (mode & 0o170000) === 0)
+    return undefined;
+  return { uid, mode };
+}
+
 /** libuv's end-of-stream (UV_EOF). */
 const UV_EOF = -4095;
 
@@ -108,11 +165,56 @@ function uvError(status: number, what: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${what} ${code}`), { code, errno: status });
 }
 
+type Listener = (...args: never[]) => void;
+
 /**
- * The part of `net.Socket` the agent client uses: events `connect`, `data`, `error`, `close`;
- * `write(text)`, `destroy()`, `destroyed`.
+ * The few `EventEmitter` methods the agent client calls (`on`, `once`, `off`), in this bundle:
+ * `node:events`' own would be compiled by each short client process for them (~0.4 M
+ * instructions, docs/benchmarks.md). As with `EventEmitter`, an `error` nobody listens to is
+ * thrown.
  */
-export class RawPipeSocket extends EventEmitter {
+class Events {
+  private readonly listeners = new Map<string, { fn: Listener; once: boolean }[]>();
+
+  on(event: string, fn: Listener): this {
+    const list = this.listeners.get(event);
+    if (list) list.push({ fn, once: false });
+    else this.listeners.set(event, [{ fn, once: false }]);
+    return this;
+  }
+
+  once(event: string, fn: Listener): this {
+    this.on(event, fn);
+    this.listeners.get(event)!.at(-1)!.once = true;
+    return this;
+  }
+
+  off(event: string, fn: Listener): this {
+    const list = this.listeners.get(event);
+    const i = list ? list.findIndex((l) => l.fn === fn) : -1;
+    if (i >= 0) list!.splice(i, 1);
+    return this;
+  }
+
+  protected emit(event: string, ...args: unknown[]): boolean {
+    const list = this.listeners.get(event);
+    if (!list?.length) {
+      if (event === "error") throw args[0];
+      return false;
+    }
+    for (const l of [...list]) {
+      if (l.once) this.off(event, l.fn);
+      (l.fn as (...a: unknown[]) => void)(...args);
+    }
+    return true;
+  }
+}
+
+/**
+ * The part of `net.Socket` the agent client uses: events `connect`, `data` (plain
+ * `Uint8Array`s, not Buffers), `error`, `close`; `write(text)`, `destroy()`, `destroyed`.
+ */
+export class RawPipeSocket extends Events {
   destroyed = false;
   private readonly handle: PipeHandle;
   /** Requests in flight must stay reachable until libuv completes them. */
@@ -151,7 +253,7 @@ export class RawPipeSocket extends EventEmitter {
       return;
     }
     const offset = this.b.state[this.b.kArrayBufferOffset]!;
-    this.emit("data", Buffer.from(ab, offset, n));
+    this.emit("data", new Uint8Array(ab, offset, n));
   }
 
   write(data: string): boolean {

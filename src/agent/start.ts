@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import type { Context, Env, Paths } from "../core/context.js";
 import { AzkeepError } from "../core/errors.js";
 import { connectAgent, type AgentConnection } from "./client.js";
+import { lstatLean } from "./raw-pipe.js";
 import { agentSocketPath } from "./protocol.js";
 
 export function socketPathOf(ctx: { paths: Paths; env: Env }): string {
@@ -27,7 +28,8 @@ export async function reachAgent(
   const socketPath = socketPathOf(ctx);
   let st;
   try {
-    st = lstatSync(dirname(socketPath));
+    st =
+      (options.lean ? lstatLean(dirname(socketPath), ctx.env) : undefined) ?? lstatSync(dirname(socketPath));
   } catch {
     return undefined;
   }

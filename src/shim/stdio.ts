@@ -16,6 +16,8 @@ export function writeAllSync(fd: number, text: string): void {
   while (buf.length > 0) {
     try {
       const n = writeSync(fd, buf);
+      // (All of it, as nearly always: no `subarray`, which a short process would compile for this.)
+      if (n >= buf.length) return;
       buf = buf.subarray(n);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;

@@ -6,20 +6,26 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { openRawPipe, RawPipeSocket } from "../../src/agent/raw-pipe.js";
+import { lstatLean, openRawPipe, RawPipeSocket } from "../../src/agent/raw-pipe.js";
 
 function collect(sock: RawPipeSocket): Promise<{ data: string; closed: boolean; error?: string }> {
   return new Promise((resolve) => {
-    let data = "";
+    const chunks: Uint8Array[] = [];
     let error: string | undefined;
-    sock.on("data", (b: Buffer) => (data += b.toString("utf8")));
+    // Plain Uint8Arrays (not Buffers): the client's LineReader takes either.
+    sock.on("data", (b: Uint8Array) => {
+      assert.ok(b instanceof Uint8Array);
+      chunks.push(b);
+    });
     sock.on("error", (e: NodeJS.ErrnoException) => (error = e.code));
-    sock.on("close", () => resolve({ data, closed: true, ...(error ? { error } : {}) }));
+    sock.on("close", () =>
+      resolve({ data: Buffer.concat(chunks).toString("utf8"), closed: true, ...(error ? { error } : {}) }),
+    );
   });
 }
 
@@ -103,8 +109,39 @@ describe("raw pipe (the agent lane's socket)", () => {
     }
   });
 
+  it("lstatLean gives lstatSync's owner and mode on this Node, and its errors", () => {
+    const base = mkdtempSync(join(tmpdir(), "azkeep-lstat-"));
+    try {
+      const priv = join(base, "private");
+      mkdirSync(priv, { mode: 0o700 });
+      const open = join(base, "open");
+      mkdirSync(open);
+      chmodSync(open, 0o777);
+      const file = join(base, "file");
+      writeFileSync(file, "x");
+      const link = join(base, "link");
+      symlinkSync(priv, link);
+      for (const p of [priv, open, file, link, base, "/tmp", "/"]) {
+        const st = lstatSync(p);
+        const lean = lstatLean(p, {});
+        assert.ok(lean, `Node ${process.version}: the fs binding was not as expected (${p})`);
+        assert.deepEqual(lean, { uid: st.uid, mode: st.mode }, p);
+      }
+      for (const [p, code] of [
+        [join(base, "missing"), "ENOENT"],
+        [join(file, "below"), "ENOTDIR"],
+      ] as const) {
+        assert.throws(() => lstatSync(p), { code });
+        assert.throws(() => lstatLean(p, {}), { code }, p);
+      }
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   it("steps aside where process.binding would warn (--pending-deprecation)", () => {
     assert.equal(openRawPipe(path, { NODE_OPTIONS: "--pending-deprecation" }), undefined);
     assert.equal(openRawPipe(path, { NODE_PENDING_DEPRECATION: "1" }), undefined);
+    assert.equal(lstatLean(dir, { NODE_OPTIONS: "--pending-deprecation" }), undefined);
   });
 });

@@ -39,6 +39,47 @@ describe("the hot-path loaders", () => {
     assert.equal(wrapperOf("shim/az"), reference);
   });
 
+  it("bin/azkeep.js and shim/az read the code cache as shim/code-cache.cjs does", () => {
+    const repo = join(SHIM_DIR, "..");
+    // readBytes, from its first line to its closing `};`, without indentation.
+    const readerOf = (file: string) => {
+      const text = readFileSync(join(repo, file), "utf8");
+      const m = /^( *)const readBytes = \(file\) => \{\n[\s\S]*?\n\1\};$/m.exec(text);
+      return m?.[0]
+        .split("\n")
+        .map((l) => l.slice(m[1]!.length))
+        .join("\n");
+    };
+    const reference = readerOf("shim/code-cache.cjs");
+    assert.ok(reference?.includes("fs.readSync"), "code-cache.cjs has readBytes");
+    assert.equal(readerOf("bin/azkeep.js"), reference);
+    assert.equal(readerOf("shim/az"), reference);
+  });
+
+  it("readBytes gives a file's bytes, whatever its size", async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { createRequire } = await import("node:module");
+    const { readBytes } = createRequire(import.meta.url)(join(SHIM_DIR, "code-cache.cjs")) as {
+      readBytes: (file: string) => Uint8Array;
+    };
+    const dir = mkdtempSync(join(tmpdir(), "azkeep-readbytes-"));
+    try {
+      for (const size of [0, 1, 262143, 262144, 262145, 600000]) {
+        const bytes = Buffer.alloc(size);
+        for (let i = 0; i < size; i++) bytes[i] = (i * 7919) & 0xff;
+        const file = join(dir, `f${size}`);
+        writeFileSync(file, bytes);
+        const got = readBytes(file);
+        assert.equal(got.length, size);
+        assert.ok(Buffer.from(got.buffer, got.byteOffset, got.length).equals(bytes), `size ${size}`);
+      }
+      assert.throws(() => readBytes(join(dir, "missing")), { code: "ENOENT" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("the build made code caches that V8 accepts", async () => {
     const vm = await import("node:vm");
     const repo = join(SHIM_DIR, "..");
