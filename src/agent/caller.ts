@@ -137,8 +137,11 @@ function throughHeld(
   return own;
 }
 
-/** The most /proc files the cache holds open (two per caller). */
+/** The most /proc files the cache holds open for callers (two per caller). */
 export const MAX_HELD_FILES = 256;
+
+/** The most ancestors whose stat the cache holds open (one file each). */
+export const MAX_HELD_ANCESTORS = 64;
 
 interface Entry {
   caller: Caller;
@@ -163,18 +166,43 @@ export class CallerCache {
   private lastSweep = 0;
   /** /proc files held open by the entries. */
   private heldFiles = 0;
-  /** Ancestors of recent callers (re-checked at each use: see `AncestorMemo`), for a minute. */
-  private ancestors = new Map<number, { info: ProcessInfo; at: number }>();
+  /**
+   * Ancestors of recent callers (re-checked at each use: see `AncestorMemo`), for a minute, the
+   * first MAX_HELD_ANCESTORS with their stat held open: every new process of a shell has the
+   * same few parents, each re-checked with one read instead of an open, a read and a close.
+   */
+  private ancestors = new Map<number, { info: ProcessInfo; at: number; stat?: number | undefined }>();
+  private heldAncestors = 0;
   private readonly memo: AncestorMemo = {
     get: (pid) => {
       const e = this.ancestors.get(pid);
       if (e && this.now() - e.at < 60_000) return e.info;
-      if (e) this.ancestors.delete(pid);
+      if (e) this.forgetAncestor(pid);
       return undefined;
     },
     set: (info) => {
-      if (this.ancestors.size >= this.maxEntries) this.ancestors.clear();
-      this.ancestors.set(info.pid, { info, at: this.now() });
+      this.forgetAncestor(info.pid);
+      if (this.ancestors.size >= this.maxEntries) this.forgetAncestors();
+      const e: { info: ProcessInfo; at: number; stat?: number | undefined } = { info, at: this.now() };
+      if (this.reader.hold && this.reader.reread && this.heldAncestors < MAX_HELD_ANCESTORS) {
+        const fd = this.reader.hold(`/proc/${info.pid}/stat`);
+        if (fd !== undefined) {
+          // Held after the read: kept only when it is the same process (not a pid reused since).
+          const text = this.reader.reread(fd);
+          if (text !== undefined && parseStat(text)?.startTime === info.startTime) {
+            e.stat = fd;
+            this.heldAncestors++;
+          } else this.reader.release?.(fd);
+        }
+      }
+      this.ancestors.set(info.pid, e);
+    },
+    heldStat: (pid) => {
+      const fd = this.ancestors.get(pid)?.stat;
+      if (fd === undefined || !this.reader.reread) return undefined;
+      const text = this.reader.reread(fd);
+      const stat = text === undefined ? undefined : parseStat(text);
+      return { stat: stat?.pid === pid ? stat : undefined };
     },
   };
 
@@ -211,7 +239,21 @@ export class CallerCache {
 
   clear(): void {
     for (const [key, e] of this.entries) this.drop(key, e);
-    this.ancestors.clear();
+    this.forgetAncestors();
+  }
+
+  private forgetAncestor(pid: number): void {
+    const e = this.ancestors.get(pid);
+    if (!e) return;
+    this.ancestors.delete(pid);
+    if (e.stat !== undefined) {
+      this.reader.release?.(e.stat);
+      this.heldAncestors--;
+    }
+  }
+
+  private forgetAncestors(): void {
+    for (const pid of [...this.ancestors.keys()]) this.forgetAncestor(pid);
   }
 
   /** Forgets entries too old to be used, and closes what they held. */

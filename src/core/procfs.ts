@@ -43,7 +43,7 @@ let procBuffer: Buffer | undefined;
  * no allocation per read. The agent reads ~20 of these for each new caller, on the path of every
  * token it releases.
  *
- * A read shorter than the buffer is the whole file: the files read here (`stat`, `status`,
+ * A read shorter than the buffer is the whole file: the files read here (`stat`,
  * `cgroup`: one seq_file record each; `cmdline`) are given whole by one read that has room for
  * them. Not for files of many records (`maps`, `mountinfo`), whose reads stop at a record.
  */
@@ -232,8 +232,6 @@ export interface ProcessInfo {
   /** The controlling terminal's path, or undefined when it has none. */
   tty: string | undefined;
   ttyNr: number | undefined;
-  /** The real uid from `/proc/PID/status`. */
-  uid: number | undefined;
   cwd: string | undefined;
   cgroup: CgroupInfo;
   /** True when stat, exe and argv were all read and the start time did not change meanwhile. */
@@ -252,7 +250,6 @@ function unknownProcess(pid: number): ProcessInfo {
     sid: undefined,
     tty: undefined,
     ttyNr: undefined,
-    uid: undefined,
     cwd: undefined,
     cgroup: { path: undefined, systemdUnit: undefined, container: undefined },
     known: false,
@@ -315,9 +312,6 @@ export function readProcess(
     if (parts.length > 0 && parts[parts.length - 1] === "") parts.pop();
     info.argv = parts;
   }
-  const status = reader.readFile(`/proc/${pid}/status`);
-  const uidLine = status ? /^Uid:\s+(\d+)/m.exec(status) : null;
-  if (uidLine) info.uid = Number(uidLine[1]);
   if (!options.brief) {
     info.cwd = reader.readLink(`/proc/${pid}/cwd`);
     info.cgroup = parseCgroup(reader.readFile(`/proc/${pid}/cgroup`));
@@ -355,13 +349,21 @@ export interface ProcessChain {
 export interface AncestorMemo {
   get(pid: number): ProcessInfo | undefined;
   set(info: ProcessInfo): void;
+  /**
+   * Optional: the remembered process's stat read again through a file held open for it
+   * (`ProcReader.hold`: one read, no open and close, and never a later process with its pid):
+   * `{ stat: undefined }` once that process has ended; undefined when nothing is held for it
+   * (its stat is read by path then).
+   */
+  heldStat?(pid: number): { stat: ProcStat | undefined } | undefined;
 }
 
 /** A parent of a caller: from `memo` when it is provably the same process, else read briefly. */
 function readParent(pid: number, reader: ProcReader, memo: AncestorMemo | undefined): ProcessInfo {
   const seen = memo?.get(pid);
   if (seen && seen.startTime !== undefined) {
-    const now = readStat(pid, reader);
+    const held = memo?.heldStat?.(pid);
+    const now = held ? held.stat : readStat(pid, reader);
     if (now && now.startTime === seen.startTime && reader.readLink(`/proc/${pid}/exe`) === seen.exe) {
       return {
         ...seen,

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CallerCache, MAX_HELD_FILES } from "../../src/agent/caller.js";
+import { CallerCache, MAX_HELD_ANCESTORS, MAX_HELD_FILES } from "../../src/agent/caller.js";
 import { releaseGate } from "../../src/agent/gate.js";
 import type { ProcReader } from "../../src/core/procfs.js";
 
@@ -33,7 +33,6 @@ function world(holding = false) {
     files[`/proc/${pid}/exe`] = exe;
     files[`/proc/${pid}/cwd`] = opts.cwd ?? "/home/me";
     files[`/proc/${pid}/cmdline`] = `${exe}\0plan\0`;
-    files[`/proc/${pid}/status`] = `Name:\tx\nUid:\t1000\t1000\t1000\t1000\n`;
     files[`/proc/${pid}/cgroup`] = `0::/user.slice/user-1000.slice/session-3.scope\n`;
   };
   let reads = 0;
@@ -69,7 +68,10 @@ function world(holding = false) {
   put(1, 0, 1, "/sbin/init");
   put(100, 1, 50, "/usr/bin/bash");
   put(200, 100, 900, "/usr/bin/terraform");
-  return { files, put, reader, reads: () => reads, open: () => handles.size, log };
+  /** Files held open; `callers`: only those of the callers (not of their ancestors 1 and 100). */
+  const open = (which: "all" | "callers" = "callers") =>
+    [...handles.values()].filter((h) => which === "all" || (h.pid !== "1" && h.pid !== "100")).length;
+  return { files, put, reader, reads: () => reads, open, log };
 }
 
 for (const holding of [false, true])
@@ -133,8 +135,12 @@ for (const holding of [false, true])
       assert.equal(second.facts.known, true);
       assert.deepEqual(second.facts.ancestors, ["/usr/bin/bash", undefined]);
       assert.equal(second.parents[1]?.known, false, "init became known from the memo");
-      const initReads = w.log.filter((p) => p.startsWith("/proc/1/"));
-      assert.deepEqual(initReads, ["/proc/1/stat", "/proc/1/exe"], "init was read in full again");
+      const initReads = w.log.filter((p) => p.startsWith("/proc/1/") || p.startsWith("held:/proc/1/"));
+      assert.deepEqual(
+        initReads,
+        [holding ? "held:/proc/1/stat" : "/proc/1/stat", "/proc/1/exe"],
+        "init was read in full again",
+      );
     });
 
     if (holding)
@@ -173,10 +179,11 @@ for (const holding of [false, true])
           assert.ok(w.open() <= 2 * 4, `${w.open()} files open for 4 entries`);
         }
         now += 5_000;
-        cache.identify(100, undefined); // the sweep: every entry but this one is too old
+        w.put(400, 100, 400, "/usr/bin/az");
+        cache.identify(400, undefined); // the sweep: every entry but this one is too old
         assert.equal(w.open(), 2);
         cache.clear();
-        assert.equal(w.open(), 0);
+        assert.equal(w.open("all"), 0);
       });
 
     if (holding)
@@ -199,7 +206,68 @@ for (const holding of [false, true])
         w.put(last, 100, last + 1, "/usr/bin/az"); // the pid reused
         assert.notEqual(cache.identify(last, undefined), first);
         cache.clear();
-        assert.equal(w.open(), 0);
+        assert.equal(w.open("all"), 0);
+      });
+
+    if (holding)
+      it("a new process of a known shell has its ancestors re-checked through their held stat", () => {
+        const w = world(true);
+        const cache = new CallerCache(w.reader, () => 1_000);
+        assert.equal(cache.identify(200, undefined).facts.known, true);
+        assert.equal(w.open("all") - w.open(), 2, "bash's and init's stat held");
+        w.put(300, 100, 950, "/usr/bin/az");
+        w.log.length = 0;
+        const second = cache.identify(300, undefined);
+        assert.deepEqual(second.facts.ancestors, ["/usr/bin/bash", "/sbin/init"]);
+        const parentReads = w.log.filter((p) => /\/proc\/(1|100)\//.test(p));
+        assert.deepEqual(parentReads, [
+          "held:/proc/100/stat",
+          "/proc/100/exe",
+          "held:/proc/1/stat",
+          "/proc/1/exe",
+        ]);
+      });
+
+    if (holding)
+      it("an ancestor that ended is not taken from its held stat: read afresh, its old file closed", () => {
+        const w = world(true);
+        const cache = new CallerCache(w.reader, () => 1_000);
+        cache.identify(200, undefined);
+        // bash ended; a new process has its pid (the fake's held file now fails, as the kernel's does).
+        w.put(100, 1, 60, "/usr/bin/zsh");
+        w.put(300, 100, 950, "/usr/bin/az");
+        w.log.length = 0;
+        const second = cache.identify(300, undefined);
+        assert.deepEqual(second.facts.ancestors, ["/usr/bin/zsh", "/sbin/init"], "not the bash remembered");
+        assert.ok(w.log.includes("/proc/100/stat"), "read by path afresh");
+        assert.equal(w.open("all") - w.open(), 2, "one held file for the new pid 100, one for init");
+        cache.clear();
+        assert.equal(w.open("all"), 0);
+      });
+
+    if (holding)
+      it(`at most ${MAX_HELD_ANCESTORS} ancestors' files are held; the others are re-checked by path`, () => {
+        const w = world(true);
+        const cache = new CallerCache(w.reader, () => 1_000, 5_000, 10_000);
+        // MAX_HELD_ANCESTORS + 10 shells, each with one new process.
+        for (let i = 0; i < MAX_HELD_ANCESTORS + 10; i++) {
+          w.put(5000 + i, 1, 100 + i, "/usr/bin/bash");
+          w.put(9000 + i, 5000 + i, 200 + i, "/usr/bin/az");
+          assert.equal(cache.identify(9000 + i, undefined).facts.known, true);
+        }
+        const held = [...new Set(w.log.filter((p) => /^held:\/proc\/5\d+\/stat$/.test(p)))].length;
+        assert.ok(held <= MAX_HELD_ANCESTORS, `${held} shells' stat held`);
+        // A later process of the last shell (not held) still finds it in the memo.
+        w.put(9999, 5000 + MAX_HELD_ANCESTORS + 9, 999, "/usr/bin/az");
+        w.log.length = 0;
+        const c = cache.identify(9999, undefined);
+        assert.equal(c.facts.ancestors[0], "/usr/bin/bash");
+        assert.ok(
+          !w.log.some((p) => p === `/proc/${5000 + MAX_HELD_ANCESTORS + 9}/cmdline`),
+          "the memo was not used",
+        );
+        cache.clear();
+        assert.equal(w.open("all"), 0);
       });
   });
 
