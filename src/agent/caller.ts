@@ -143,6 +143,9 @@ export const MAX_HELD_FILES = 256;
 /** The most ancestors whose stat the cache holds open (one file each). */
 export const MAX_HELD_ANCESTORS = 64;
 
+/** How long an ancestor is remembered (re-checked at each use all the same). */
+const ANCESTOR_MS = 60_000;
+
 interface Entry {
   caller: Caller;
   /** argv as read at identification. */
@@ -176,7 +179,7 @@ export class CallerCache {
   private readonly memo: AncestorMemo = {
     get: (pid) => {
       const e = this.ancestors.get(pid);
-      if (e && this.now() - e.at < 60_000) return e.info;
+      if (e && this.now() - e.at < ANCESTOR_MS) return e.info;
       if (e) this.forgetAncestor(pid);
       return undefined;
     },
@@ -260,6 +263,9 @@ export class CallerCache {
   private sweep(t: number): void {
     this.lastSweep = t;
     for (const [key, e] of this.entries) if (t - e.at >= this.maxAgeMs) this.drop(key, e);
+    // Ancestors past their minute, with their held files: a shell that ended long ago must not
+    // keep its slot (nor its file) from the shells in use now.
+    for (const [pid, e] of this.ancestors) if (t - e.at >= ANCESTOR_MS) this.forgetAncestor(pid);
   }
 
   private drop(key: string, e: Entry): void {

@@ -71,7 +71,9 @@ function world(holding = false) {
   /** Files held open; `callers`: only those of the callers (not of their ancestors 1 and 100). */
   const open = (which: "all" | "callers" = "callers") =>
     [...handles.values()].filter((h) => which === "all" || (h.pid !== "1" && h.pid !== "100")).length;
-  return { files, put, reader, reads: () => reads, open, log };
+  /** The paths of the files held open now. */
+  const heldPaths = () => [...handles.values()].map((h) => h.path).sort();
+  return { files, put, reader, reads: () => reads, open, heldPaths, log };
 }
 
 for (const holding of [false, true])
@@ -241,6 +243,27 @@ for (const holding of [false, true])
         assert.deepEqual(second.facts.ancestors, ["/usr/bin/zsh", "/sbin/init"], "not the bash remembered");
         assert.ok(w.log.includes("/proc/100/stat"), "read by path afresh");
         assert.equal(w.open("all") - w.open(), 2, "one held file for the new pid 100, one for init");
+        cache.clear();
+        assert.equal(w.open("all"), 0);
+      });
+
+    if (holding)
+      it("ancestors gone quiet for a minute are forgotten at the next sweep, and their files closed", () => {
+        const w = world(true);
+        let now = 1_000;
+        const cache = new CallerCache(w.reader, () => now);
+        cache.identify(200, undefined);
+        assert.equal(w.open("all") - w.open(), 2, "bash's and init's stat held");
+        now += 61_000;
+        // A caller of another tree: the sweep (due after maxAgeMs) drops the old ancestors.
+        w.put(7000, 1, 7000, "/usr/bin/zsh");
+        w.put(7001, 7000, 7001, "/usr/bin/az");
+        cache.identify(7001, undefined);
+        assert.deepEqual(
+          w.heldPaths(),
+          ["/proc/1/stat", "/proc/7000/stat", "/proc/7001/cmdline", "/proc/7001/stat"],
+          "bash (gone quiet) and terraform's entry were let go",
+        );
         cache.clear();
         assert.equal(w.open("all"), 0);
       });
