@@ -146,6 +146,13 @@ export const MAX_HELD_ANCESTORS = 64;
 /** How long an ancestor is remembered (re-checked at each use all the same). */
 const ANCESTOR_MS = 60_000;
 
+interface AncestorEntry {
+  info: ProcessInfo;
+  at: number;
+  /** Its stat, held open (`ProcReader.hold`). */
+  stat?: number | undefined;
+}
+
 interface Entry {
   caller: Caller;
   /** argv as read at identification. */
@@ -174,7 +181,7 @@ export class CallerCache {
    * first MAX_HELD_ANCESTORS with their stat held open: every new process of a shell has the
    * same few parents, each re-checked with one read instead of an open, a read and a close.
    */
-  private ancestors = new Map<number, { info: ProcessInfo; at: number; stat?: number | undefined }>();
+  private ancestors = new Map<number, AncestorEntry>();
   private heldAncestors = 0;
   private readonly memo: AncestorMemo = {
     get: (pid) => {
@@ -186,13 +193,12 @@ export class CallerCache {
     set: (info) => {
       this.forgetAncestor(info.pid);
       if (this.ancestors.size >= this.maxEntries) this.forgetAncestors();
-      const e: { info: ProcessInfo; at: number; stat?: number | undefined } = { info, at: this.now() };
+      const e: AncestorEntry = { info, at: this.now() };
       if (this.reader.hold && this.reader.reread && this.heldAncestors < MAX_HELD_ANCESTORS) {
         const fd = this.reader.hold(`/proc/${info.pid}/stat`);
         if (fd !== undefined) {
           // Held after the read: kept only when it is the same process (not a pid reused since).
-          const text = this.reader.reread(fd);
-          if (text !== undefined && parseStat(text)?.startTime === info.startTime) {
+          if (this.statThrough(fd)?.startTime === info.startTime) {
             e.stat = fd;
             this.heldAncestors++;
           } else this.reader.release?.(fd);
@@ -203,8 +209,7 @@ export class CallerCache {
     heldStat: (pid) => {
       const fd = this.ancestors.get(pid)?.stat;
       if (fd === undefined || !this.reader.reread) return undefined;
-      const text = this.reader.reread(fd);
-      const stat = text === undefined ? undefined : parseStat(text);
+      const stat = this.statThrough(fd);
       return { stat: stat?.pid === pid ? stat : undefined };
     },
   };
@@ -238,6 +243,12 @@ export class CallerCache {
       this.entries.set(key, { caller, cmdlineText: own.cmdlineText, at: t, ...held });
     } else if (held) this.releaseHeld(held);
     return caller;
+  }
+
+  /** A stat held open (`ProcReader.hold`), read again: undefined once its process has ended. */
+  private statThrough(fd: number): ProcStat | undefined {
+    const text = this.reader.reread?.(fd);
+    return text === undefined ? undefined : parseStat(text);
   }
 
   clear(): void {
@@ -299,8 +310,7 @@ export class CallerCache {
       s.ppid === c.info.ppid;
     const stat = (): ProcStat | undefined => {
       if (e.stat === undefined || !r.reread) return readStat(pid, r);
-      const text = r.reread(e.stat);
-      return text === undefined ? undefined : parseStat(text);
+      return this.statThrough(e.stat);
     };
     const cmdline = () =>
       e.cmdline !== undefined && r.reread ? r.reread(e.cmdline) : r.readFile(`/proc/${pid}/cmdline`);

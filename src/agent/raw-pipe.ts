@@ -52,16 +52,21 @@ function pendingDeprecation(env: Readonly<Record<string, string | undefined>>): 
   );
 }
 
+/** `process.binding(name)` (deprecated, documentation-only); undefined where this Node has none. */
+function processBinding(name: string): Record<string, unknown> | undefined {
+  const binding = (process as unknown as { binding?: (name: string) => Record<string, unknown> }).binding;
+  return typeof binding === "function" ? binding(name) : undefined;
+}
+
 /** The pipe bindings when they are what this module was written against, else null. */
 function loadBindings(env: Readonly<Record<string, string | undefined>>): Bindings | null {
   if (pendingDeprecation(env)) return null;
   if (bindings !== undefined) return bindings;
   bindings = null;
   try {
-    const binding = (process as unknown as { binding?: (name: string) => Record<string, unknown> }).binding;
-    if (typeof binding !== "function") return null;
-    const pipe = binding("pipe_wrap");
-    const stream = binding("stream_wrap");
+    const pipe = processBinding("pipe_wrap");
+    const stream = processBinding("stream_wrap");
+    if (!pipe || !stream) return null;
     const Pipe = pipe.Pipe as Bindings["Pipe"] | undefined;
     const constants = pipe.constants as Record<string, unknown> | undefined;
     const proto = (Pipe as unknown as { prototype?: Record<string, unknown> } | undefined)?.prototype;
@@ -125,8 +130,7 @@ export function lstatLean(
   if (lstatBinding === undefined) {
     lstatBinding = null;
     try {
-      const binding = (process as unknown as { binding?: (name: string) => Record<string, unknown> }).binding;
-      const lstat = typeof binding === "function" ? binding("fs").lstat : undefined;
+      const lstat = processBinding("fs")?.lstat;
       if (typeof lstat === "function") lstatBinding = lstat as LstatBinding;
     } catch {
       lstatBinding = null;
