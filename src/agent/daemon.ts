@@ -13,17 +13,20 @@
  * nothing; log lines go to stderr (the starter sends them to /dev/null, systemd to its journal).
  */
 import { chmodSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { configPath, type AzkeepConfig } from "../core/config.js";
 import { createNodeContext, resolvePaths } from "../core/context.js";
+import type { Env } from "../core/paths.js";
 import { AzkeepError } from "../core/errors.js";
 import { withLock } from "../core/store/lock.js";
 import { VERSION } from "../cli/version.js";
 import { connectAgent } from "./client.js";
+import { netListener, type AgentListener } from "./conn.js";
 import { hardeningUnavailableReason, makeNonDumpable, peerCredentials } from "./peer.js";
 import { agentSocketPath } from "./protocol.js";
+import { listenRaw } from "./raw-server.js";
 import { loadGate } from "./release.js";
 import { AgentServer } from "./server.js";
 import { HELPER_NICE, lowerHelperThreads } from "./threads.js";
@@ -56,16 +59,27 @@ function ensurePrivateFolder(path: string): void {
   if ((st.mode & 0o077) !== 0) chmodSync(path, 0o700);
 }
 
-function listen(server: Server, path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const old = process.umask(0o177);
-    server.once("error", reject);
-    server.listen(path, () => {
-      process.umask(old);
-      server.off("error", reject);
-      resolve();
+/**
+ * Listens on `path`, created 0600 (umask): on libuv's pipe directly (`raw-server.ts`), or with
+ * `node:net` where those bindings are not as known.
+ */
+async function listen(path: string, env: Env): Promise<AgentListener> {
+  const old = process.umask(0o177);
+  try {
+    const raw = listenRaw(path, env);
+    if (raw) return raw;
+    const server = createServer({ pauseOnConnect: false });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(path, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-  });
+    return netListener(server);
+  } finally {
+    process.umask(old);
+  }
 }
 
 async function main(): Promise<void> {
@@ -85,10 +99,9 @@ async function main(): Promise<void> {
   if (!gate) throw new AzkeepError("usage", `Unknown release policy '${gateName}'.`);
   ensurePrivateFolder(dirname(socketPath));
 
-  const server = createServer({ pauseOnConnect: false });
   const outcome = await withLock(
     `${socketPath}.lock`,
-    async (): Promise<{ already: number } | { ready: true }> => {
+    async (): Promise<{ already: number } | { listener: AgentListener }> => {
       const existing = await connectAgent({ socketPath, connectTimeoutMs: 2_000 }).catch(() => undefined);
       if (existing) {
         try {
@@ -105,9 +118,9 @@ async function main(): Promise<void> {
       } catch {
         /* none */
       }
-      await listen(server, socketPath);
+      const listener = await listen(socketPath, env);
       chmodSync(socketPath, 0o600);
-      return { ready: true };
+      return { listener };
     },
     { clock: createNodeContext({ env }).clock, timeoutMs: 30_000 },
   );
@@ -135,7 +148,7 @@ async function main(): Promise<void> {
   const here = dirname(fileURLToPath(import.meta.url));
   let stopping = false;
   const agent = new AgentServer({
-    server,
+    server: outcome.listener,
     socketPath,
     configDir: paths.configDir,
     vaultEntry: join(here, "vault.js"),
@@ -145,7 +158,7 @@ async function main(): Promise<void> {
     maxMs: Number.isFinite(maxMs) && maxMs > 0 ? maxMs : 0,
     provider,
     agentOnly,
-    peer: peerCredentials,
+    peer: (conn) => peerCredentials(conn.fd),
     peerCheck: peerProbe ? `socket mode only (${peerProbe})` : "SO_PEERCRED",
     nonDumpable,
     azkeep: VERSION,

@@ -18,7 +18,6 @@
  * kernel requires write permission on the socket file to connect); the process stays dumpable.
  * `azkeep agent status` says which is in force.
  */
-import type { Socket } from "node:net";
 import { createRequire } from "node:module";
 
 export interface PeerCredentials {
@@ -76,10 +75,9 @@ export function hardeningUnavailableReason(): string | undefined {
   return loadError;
 }
 
-/** The kernel's credentials of the process at the other end of `socket`; undefined when unknown. */
-export function peerCredentials(socket: Socket): PeerCredentials | undefined {
+/** The kernel's credentials of the process at the other end of the socket `fd`; undefined when unknown. */
+export function peerCredentials(fd: number | undefined): PeerCredentials | undefined {
   const n = load();
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (!n || typeof fd !== "number" || fd < 0) return undefined;
   const buf = Buffer.alloc(12);
   const len = [12];

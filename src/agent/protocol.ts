@@ -282,6 +282,8 @@ export interface AgentStatus {
   identities?: string[];
   /** How the agent checks who connects: `SO_PEERCRED` or the socket file's mode only. */
   peerCheck: string;
+  /** What carries its connections: libuv's pipe directly (`raw-pipe`) or `node:net` (its fallback). */
+  transport?: "raw-pipe" | "node-net";
   /** Whether the agent's processes are non-dumpable (no ptrace, no /proc/PID/mem, no core). */
   nonDumpable: boolean;
   agentOnly: boolean;

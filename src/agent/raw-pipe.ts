@@ -44,7 +44,8 @@ interface Bindings {
 
 let bindings: Bindings | null | undefined;
 
-function pendingDeprecation(env: Readonly<Record<string, string | undefined>>): boolean {
+/** True where `process.binding` would print a deprecation warning (`--pending-deprecation`). */
+export function pendingDeprecation(env: Readonly<Record<string, string | undefined>>): boolean {
   return (
     process.execArgv.some((a) => a.includes("pending-deprecation")) ||
     (env.NODE_OPTIONS ?? "").includes("pending-deprecation") ||
@@ -53,7 +54,7 @@ function pendingDeprecation(env: Readonly<Record<string, string | undefined>>): 
 }
 
 /** `process.binding(name)` (deprecated, documentation-only); undefined where this Node has none. */
-function processBinding(name: string): Record<string, unknown> | undefined {
+export function processBinding(name: string): Record<string, unknown> | undefined {
   const binding = (process as unknown as { binding?: (name: string) => Record<string, unknown> }).binding;
   return typeof binding === "function" ? binding(name) : undefined;
 }
@@ -159,7 +160,7 @@ export function lstatLean(
 const UV_EOF = -4095;
 
 /** An Error with the `code` `node:net` would give (`ENOENT`, `ECONNREFUSED`, …). */
-function uvError(status: number, what: string): NodeJS.ErrnoException {
+export function uvError(status: number, what: string): NodeJS.ErrnoException {
   let code = `E${-status}`;
   try {
     code = getSystemErrorName(status);

@@ -14,7 +14,7 @@
  * gets one error answer and the connection is closed. None of this affects other connections.
  */
 import { fork, type ChildProcess } from "node:child_process";
-import type { Server, Socket } from "node:net";
+import type { Socket } from "node:net";
 import { AzkeepError } from "../core/errors.js";
 import {
   FRAME_TIMEOUT_MS,
@@ -31,6 +31,7 @@ import {
   type PolicyChange,
 } from "./protocol.js";
 import { ReleasedTokens } from "./front-cache.js";
+import type { AgentConn, AgentListener } from "./conn.js";
 import type { PeerCredentials } from "./peer.js";
 import type { ReleaseGate, ReleaseKeysMessage, ReleaseRequest } from "./release.js";
 
@@ -49,7 +50,8 @@ export type VaultReply =
   | { event: "unlock-failed"; error: AgentErrorBody };
 
 export interface AgentServerOptions {
-  server: Server;
+  /** Where connections come from (`raw-server.ts`, or `node:net` through `netListener`). */
+  server: AgentListener;
   socketPath: string;
   configDir: string;
   /** The vault's entry point (dist/agent/vault.js). */
@@ -64,7 +66,7 @@ export interface AgentServerOptions {
   /** The store's key provider as config.json names it (`passphrase` needs `unlock`). */
   provider: () => string | undefined;
   agentOnly: () => boolean;
-  peer: (socket: Socket) => PeerCredentials | undefined;
+  peer: (conn: AgentConn) => PeerCredentials | undefined;
   peerCheck: string;
   nonDumpable: boolean;
   azkeep: string;
@@ -142,7 +144,7 @@ export class AgentServer {
   private untilMax: number | undefined;
   private nextCall = 1;
   private readonly calls = new Map<number, { resolve(v: unknown): void; reject(e: ReplyError): void }>();
-  private readonly sockets = new Set<Socket>();
+  private readonly sockets = new Set<AgentConn>();
   /** How long the last answers to token and profile requests took here (`agent status`). */
   private readonly answers = new AnswerTimes();
   /** Access tokens released, reused while the vault would reuse them (front-cache.ts). */
@@ -150,7 +152,7 @@ export class AgentServer {
 
   constructor(private readonly o: AgentServerOptions) {
     this.released = new ReleasedTokens(o.configDir);
-    o.server.on("connection", (s: Socket) => this.onConnection(s));
+    o.server.onConnection((c) => this.onConnection(c));
     if (o.unlockAtStart) this.spawnVault().catch(() => {});
   }
 
@@ -272,6 +274,7 @@ export class AgentServer {
       ...(provider ? { provider } : {}),
       ...(this.locked ? {} : { identities: this.identities }),
       peerCheck: this.o.peerCheck,
+      transport: this.o.server.transport,
       nonDumpable: this.o.nonDumpable,
       agentOnly: this.o.agentOnly(),
       ...this.answers.summary(),
@@ -292,7 +295,7 @@ export class AgentServer {
 
   // ---- connections ----------------------------------------------------------------------
 
-  private onConnection(socket: Socket): void {
+  private onConnection(socket: AgentConn): void {
     const peer = this.o.peer(socket);
     // Another local user (or root on behalf of one) talking to the socket: refused before a
     // single byte is read. The socket's mode already stops non-root users of other uids.
@@ -300,8 +303,7 @@ export class AgentServer {
       this.o.log(`refused a connection from uid ${peer.uid} (pid ${peer.pid})`);
       // Drain what it sends (closing with unread data would reset the connection and lose
       // the answer), say why once, and close.
-      socket.on("data", () => {});
-      socket.on("error", () => {});
+      socket.onData(() => {});
       socket.end(
         encodeFrame({
           id: 0,
@@ -325,21 +327,20 @@ export class AgentServer {
     let busy = 0;
     const idleMs = this.o.idleConnectionMs ?? IDLE_CONNECTION_MS;
     const onIdle = () => {
-      if (busy > 0) socket.setTimeout(idleMs, onIdle);
+      if (busy > 0) socket.setIdle(idleMs, onIdle);
       else socket.destroy();
     };
-    socket.setTimeout(idleMs, onIdle);
+    socket.setIdle(idleMs, onIdle);
     const refuse = (message: string) => {
       handedOver = true; // nothing more is read from this connection
       socket.end(encodeFrame({ id: 0, ok: false, error: { code: "bad_input", message } }));
       setTimeout(() => socket.destroy(), 1_000).unref();
     };
-    socket.on("error", () => {});
-    socket.on("close", () => {
+    socket.onClose(() => {
       clearTimeout(frameTimer);
       this.sockets.delete(socket);
     });
-    socket.on("data", (chunk: Buffer) => {
+    socket.onData((chunk) => {
       if (handedOver) return;
       const lines = reader.push(chunk);
       if (lines === "oversized") return refuse("The request is larger than the agent accepts.");
@@ -372,16 +373,17 @@ export class AgentServer {
             // The passphrase frame must reach the vault only: stop reading here, answer, and
             // hand the socket over before the client sends it.
             handedOver = true;
-            // pause() alone keeps libuv reading into the stream's buffer (the passphrase would
-            // land here); readStop leaves the next bytes in the kernel for the vault.
-            (socket as unknown as { _handle?: { readStop?: () => number } })._handle?.readStop?.();
-            socket.pause();
-            socket.setTimeout(0);
+            // Nothing more is read here: the passphrase stays in the kernel for the vault.
+            socket.stopReading();
+            socket.setIdle(0);
             this.sockets.delete(socket);
             const answer = encodeFrame({ id, ok: true, result: { needPassphrase: true } });
             socket.write(answer, () => {
               this.endVault("start");
-              this.spawnVault(socket).catch(() => {});
+              socket
+                .toSocket()
+                .then((s) => this.spawnVault(s))
+                .catch(() => {});
             });
             return;
           }

@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { HELPER_NICE } from "../../src/agent/threads.js";
 import { runProcess } from "../helpers/process.js";
 import { ALICE, DEV_SUB, PROD_SUB, SHIM_DIR, signedIn, type SignedIn } from "../tokens/signed-in.js";
-import { alive, startAgent, waitFor, type Status, killAgentOf } from "./helpers.js";
+import { agentStatus, alive, startAgent, waitFor, type Status, killAgentOf } from "./helpers.js";
 
 /** tid → nice value (field 19 of /proc/PID/task/TID/stat) of every thread of `pid`. */
 function niceOfThreads(pid: number): Map<number, number> {
@@ -57,6 +57,7 @@ describe("agent: start, clients through it, lock, unlock, stop", { timeout: 180_
     assert.deepEqual(st.identities, [ALICE.upn]);
     assert.equal(st.peerCheck, "SO_PEERCRED");
     assert.equal(st.nonDumpable, true);
+    assert.equal(st.transport, "raw-pipe", "the front listens on libuv's pipe directly");
     assert.equal(statSync(st.socket).mode & 0o777, 0o600);
     assert.equal(statSync(dirname(st.socket)).mode & 0o777, 0o700);
     assert.ok(alive(st.pid) && alive(st.vaultPid));
@@ -188,6 +189,24 @@ describe("agent: start, clients through it, lock, unlock, stop", { timeout: 180_
     assert.equal((JSON.parse(after.stdout) as Status).running, false);
     // Without an agent (and not agent-only) the direct path answers as before.
     assert.equal((await s.cli(["account", "get-access-token"])).code, 0);
+  });
+
+  it("where process.binding would warn (--pending-deprecation) the front listens with node:net: the same answers, no warning", async () => {
+    const env = { NODE_PENDING_DEPRECATION: "1" };
+    st = await startAgent(s, [], env);
+    try {
+      assert.equal(st.transport, "node-net");
+      const plain = await s.cli(["account", "get-access-token"], { env });
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.equal(plain.stderr, "");
+      assert.match((JSON.parse(plain.stdout) as { accessToken: string }).accessToken, /^ey/);
+      const status = await agentStatus(s);
+      assert.equal(status.transport, "node-net");
+      assert.ok((status.answerMs?.count ?? 0) >= 1, "answered by the agent");
+    } finally {
+      assert.equal((await s.cli(["agent", "stop"])).code, 0);
+      await waitFor(() => !alive(st.pid) && !alive(st.vaultPid!));
+    }
   });
 
   it("logout through the agent in agent-only mode: the sign-in is gone from the sealed store", async () => {
