@@ -4,7 +4,8 @@
 // provider of AZKEEP_STORE_PROVIDER (default insecure-file; run it once per provider, see
 // docs/benchmarks.md); then the agent's answer latency at 1,000 requests/s
 // from 20 connections, from Node clients and from bench/loadgen.c (`--loadgen node|c|both`),
-// with the front's CPU time per answer; and its idle RSS (front + vault). `--runs 0` skips the
+// with the front's CPU time per answer; a new process's first answer (loadgen.c --first: a
+// caller the agent has never seen, as each CLI call is); and its idle RSS (front + vault). `--runs 0` skips the
 // whole-process runs.
 import { spawn } from "node:child_process";
 import { readFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -14,6 +15,7 @@ import {
   BIN,
   REPO,
   agentLatency,
+  cFirst,
   cLatency,
   azkeepStoreEnv,
   baseEnv,
@@ -36,6 +38,9 @@ const SECONDS = Number(option("--seconds", "5"));
 const LOADGEN = option("--loadgen", "both");
 /** A file for loadgen.c's latencies and send times (ms), one answer a line, to see when the slow ones came. */
 const DUMP = option("--dump", "");
+/** New processes for "a new process's first answer" (bench/loadgen.c --first), and their spacing. */
+const FIRST = Number(option("--first", "200"));
+const FIRST_INTERVAL_MS = 20;
 const PASSPHRASE = "bench-passphrase-for-the-agent";
 
 /** Minor page faults of `pid` so far. */
@@ -227,6 +232,29 @@ async function latency(lib, socketPath, configDir, root, status) {
             f.errors,
             f.elapsed,
           );
+        // A new process's first answer, what every CLI and shim call waits for: a caller the
+        // agent has never seen (it reads who it is from /proc), on a connection of its own.
+        const firstLine = (who, r) =>
+          console.log(
+            `a new process's first answer (${who}), ${r.lat.length} processes ${FIRST_INTERVAL_MS} ms apart: ` +
+              `p10 ${pct(r.lat, 10).toFixed(3)} ms, p50 ${pct(r.lat, 50).toFixed(3)} ms, p90 ${pct(r.lat, 90).toFixed(3)} ms, errors ${r.errors}`,
+          );
+        const first = await cFirst({
+          socketPath,
+          configDir,
+          count: FIRST,
+          intervalMs: FIRST_INTERVAL_MS,
+          dir: root,
+        });
+        const firstFloor = await cFirst({
+          socketPath: floorSock,
+          configDir,
+          count: FIRST,
+          intervalMs: FIRST_INTERVAL_MS,
+          dir: root,
+        });
+        if (first) firstLine("bench/loadgen.c --first, the agent", first);
+        if (firstFloor) firstLine("the machine's floor: the C server answering at once", firstFloor);
       } finally {
         server.kill("SIGKILL");
       }

@@ -2,7 +2,7 @@
 // options, and the environments of azkeep and of the Azure CLI signed in to the emulator.
 // Not a benchmark itself (bench/run.mjs skips it).
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -237,28 +237,15 @@ export async function stopAgent(env, status) {
  * collector. Resolves undefined when there is no C compiler.
  */
 export async function cLatency({ socketPath, configDir, clients, rate, seconds, dir }) {
-  const exe = join(dir, "loadgen");
-  const cc = spawnSync("cc", ["-O2", "-o", exe, join(REPO, "bench", "loadgen.c")], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  if (cc.error?.code === "ENOENT") return undefined;
-  if (cc.status !== 0) throw new Error(`cc bench/loadgen.c failed: ${cc.stderr}`);
-  // Not spawnSync: this process may host the emulator the agent refreshes from.
+  const exe = loadgen(dir);
+  if (!exe) return undefined;
   const t0 = performance.now();
-  const r = await new Promise((resolve, reject) => {
-    const child = spawn(exe, [socketPath, configDir, String(clients), String(rate), String(seconds)], {
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: (seconds + 30) * 1000,
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (status, signal) => resolve({ status, signal, stdout, stderr }));
-  });
+  const r = await runLoadgen(
+    exe,
+    [socketPath, configDir, String(clients), String(rate), String(seconds)],
+    seconds + 30,
+  );
   const elapsed = (performance.now() - t0) / 1000;
-  if (r.status !== 0) throw new Error(`bench/loadgen.c failed (${r.status ?? r.signal}): ${r.stderr}`);
   const lines = r.stdout
     .trim()
     .split("\n")
@@ -267,6 +254,56 @@ export async function cLatency({ socketPath, configDir, clients, rate, seconds, 
   const sentAt = lines.map(([, us]) => us / 1000);
   const errors = Number(/errors (\d+)/.exec(r.stderr)?.[1] ?? NaN);
   return { lat, sentAt, errors, elapsed };
+}
+
+/**
+ * bench/loadgen.c `--first`: `count` new processes, `intervalMs` apart, each connecting and
+ * asking once, as every CLI and shim call does; their times from connect() to the answer (ms).
+ * Resolves undefined when there is no C compiler.
+ */
+export async function cFirst({ socketPath, configDir, count, intervalMs, dir }) {
+  const exe = loadgen(dir);
+  if (!exe) return undefined;
+  const seconds = (count * (intervalMs + 50)) / 1000;
+  const r = await runLoadgen(
+    exe,
+    ["--first", socketPath, configDir, String(count), String(intervalMs)],
+    seconds + 30,
+  );
+  const lat = r.stdout
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => Number(l) / 1000);
+  const errors = Number(/errors (\d+)/.exec(r.stderr)?.[1] ?? NaN);
+  return { lat, errors };
+}
+
+/** bench/loadgen.c compiled into `dir` with `cc` (once); undefined when there is no C compiler. */
+function loadgen(dir) {
+  const exe = join(dir, "loadgen");
+  if (existsSync(exe)) return exe;
+  const cc = spawnSync("cc", ["-O2", "-o", exe, join(REPO, "bench", "loadgen.c")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  if (cc.error?.code === "ENOENT") return undefined;
+  if (cc.status !== 0) throw new Error(`cc bench/loadgen.c failed: ${cc.stderr}`);
+  return exe;
+}
+
+async function runLoadgen(exe, args, timeoutSeconds) {
+  // Not spawnSync: this process may host the emulator the agent refreshes from.
+  const r = await new Promise((resolve, reject) => {
+    const child = spawn(exe, args, { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutSeconds * 1000 });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (status, signal) => resolve({ status, signal, stdout, stderr }));
+  });
+  if (r.status !== 0) throw new Error(`bench/loadgen.c failed (${r.status ?? r.signal}): ${r.stderr}`);
+  return r;
 }
 
 /**

@@ -19,6 +19,14 @@
  * is the machine's floor: a server in C on one epoll thread that answers every line at once with
  * a fixed answer of a token's size. The same load against it shows what this machine's
  * scheduler and wake-ups alone add to an answer, with no agent at all.
+ *
+ *   ./loadgen --first SOCKET CONFIG_DIR COUNT INTERVAL_MS
+ *
+ * is a new process's first answer, which is what every `azkeep account get-access-token` and every
+ * `az` shim call waits for: COUNT times, INTERVAL_MS apart, a new child process (one the agent
+ * has never seen: it reads who it is from /proc) connects, writes its hello and a token request
+ * at once, as the agent lanes do, and reads both answers. Prints the time from its connect() to
+ * the answers' last byte, in microseconds, one a line.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +39,7 @@
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -195,8 +204,71 @@ static int serve(const char *sock) {
   }
 }
 
+/* One new process's exchange (see --first): microseconds from connect() to both answers, or -1. */
+static int64_t first_answer(const char *sock, const char *config_dir) {
+  char msg[4096];
+  int n = snprintf(msg, sizeof msg,
+                   "{\"op\":\"hello\",\"version\":1,\"configDir\":\"%s\",\"id\":1}\n"
+                   "{\"op\":\"token\",\"request\":{},\"id\":2}\n",
+                   config_dir);
+  if (n <= 0 || (size_t)n >= sizeof msg) return -1;
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(sock) >= sizeof addr.sun_path) return -1;
+  strcpy(addr.sun_path, sock);
+  int64_t t0 = now_ns();
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) return -1;
+  write_all(fd, msg, (size_t)n);
+  static char buf[BUF];
+  size_t len = 0;
+  int lines = 0;
+  while (lines < 2) {
+    ssize_t r = read(fd, buf + len, sizeof buf - len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    for (ssize_t i = 0; i < r; i++)
+      if (buf[len + (size_t)i] == '\n') lines++;
+    len += (size_t)r;
+    if (len == sizeof buf) return -1;
+  }
+  int64_t t1 = now_ns();
+  close(fd);
+  /* both answers must be answers, not errors */
+  if (strstr(buf, "\"id\":2,\"ok\":true") == NULL && strstr(buf, "\"ok\":true,\"result\":{\"accessToken") == NULL)
+    return -1;
+  return (t1 - t0) / 1000;
+}
+
+static int first(const char *sock, const char *config_dir, int count, int interval_ms) {
+  for (int i = 0; i < count; i++) {
+    int p[2];
+    if (pipe(p) < 0) die("pipe");
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+      close(p[0]);
+      int64_t us = first_answer(sock, config_dir);
+      write_all(p[1], (const char *)&us, sizeof us);
+      _exit(0);
+    }
+    close(p[1]);
+    int64_t us = -1;
+    if (read(p[0], &us, sizeof us) != (ssize_t)sizeof us) us = -1;
+    close(p[0]);
+    waitpid(pid, NULL, 0);
+    if (us < 0) errors++;
+    else printf("%lld\n", (long long)us);
+    struct timespec d = {.tv_sec = interval_ms / 1000, .tv_nsec = (long)(interval_ms % 1000) * 1000000L};
+    nanosleep(&d, NULL);
+  }
+  fprintf(stderr, "errors %ld\n", errors);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--serve") == 0) return serve(argv[2]);
+  if (argc == 6 && strcmp(argv[1], "--first") == 0)
+    return first(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
   if (argc != 6) {
     fprintf(stderr, "usage: %s SOCKET CONFIG_DIR CLIENTS RATE SECONDS\n", argv[0]);
     return 2;
