@@ -186,7 +186,10 @@ class RawConn implements AgentConn {
     // the caller's destroy, closes the connection.
     const req = new this.b.ShutdownWrap();
     req.handle = this.handle;
-    req.oncomplete = () => this.pending.delete(req);
+    req.oncomplete = () => {
+      this.pending.delete(req);
+      if (this.closing && this.pending.size === 0) this.destroy();
+    };
     if (this.handle.shutdown(req) >= 0) this.pending.add(req);
   }
 
