@@ -54,48 +54,68 @@ export function pendingDeprecation(env: Readonly<Record<string, string | undefin
 }
 
 /** `process.binding(name)` (deprecated, documentation-only); undefined where this Node has none. */
-export function processBinding(name: string): Record<string, unknown> | undefined {
+function processBinding(name: string): Record<string, unknown> | undefined {
   const binding = (process as unknown as { binding?: (name: string) => Record<string, unknown> }).binding;
   return typeof binding === "function" ? binding(name) : undefined;
+}
+
+/**
+ * `pipe_wrap` and `stream_wrap` (the handle and request classes `net` itself uses) when every
+ * member named in `want` is there as expected — functions of either binding, numbers of
+ * `stream_wrap` and of `pipe_wrap.constants`, methods of `Pipe.prototype` — else null. The
+ * client (here) and the front's listener (`raw-server.ts`) each name what they use.
+ */
+export function checkedStreamBindings(want: {
+  pipe: string[];
+  stream: string[];
+  streamNumbers: string[];
+  constants: string[];
+  methods: string[];
+}): {
+  pipe: Record<string, unknown>;
+  stream: Record<string, unknown>;
+  constants: Record<string, number>;
+} | null {
+  try {
+    const pipe = processBinding("pipe_wrap");
+    const stream = processBinding("stream_wrap");
+    if (!pipe || !stream) return null;
+    const constants = pipe.constants as Record<string, unknown> | undefined;
+    const proto = (pipe.Pipe as { prototype?: Record<string, unknown> } | undefined)?.prototype;
+    const ok =
+      typeof pipe.Pipe === "function" &&
+      stream.streamBaseState instanceof Int32Array &&
+      want.pipe.every((k) => typeof pipe[k] === "function") &&
+      want.stream.every((k) => typeof stream[k] === "function") &&
+      want.streamNumbers.every((k) => typeof stream[k] === "number") &&
+      want.constants.every((k) => typeof constants?.[k] === "number") &&
+      want.methods.every((m) => typeof proto?.[m] === "function");
+    return ok ? { pipe, stream, constants: constants as Record<string, number> } : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The pipe bindings when they are what this module was written against, else null. */
 function loadBindings(env: Readonly<Record<string, string | undefined>>): Bindings | null {
   if (pendingDeprecation(env)) return null;
   if (bindings !== undefined) return bindings;
-  bindings = null;
-  try {
-    const pipe = processBinding("pipe_wrap");
-    const stream = processBinding("stream_wrap");
-    if (!pipe || !stream) return null;
-    const Pipe = pipe.Pipe as Bindings["Pipe"] | undefined;
-    const constants = pipe.constants as Record<string, unknown> | undefined;
-    const proto = (Pipe as unknown as { prototype?: Record<string, unknown> } | undefined)?.prototype;
-    const state = stream.streamBaseState;
-    const ok =
-      typeof Pipe === "function" &&
-      typeof pipe.PipeConnectWrap === "function" &&
-      typeof stream.WriteWrap === "function" &&
-      typeof constants?.SOCKET === "number" &&
-      state instanceof Int32Array &&
-      typeof stream.kReadBytesOrError === "number" &&
-      typeof stream.kArrayBufferOffset === "number" &&
-      ["connect", "writeUtf8String", "readStart", "readStop", "close"].every(
-        (m) => typeof proto?.[m] === "function",
-      );
-    if (!ok) return null;
-    bindings = {
-      Pipe,
-      PipeConnectWrap: pipe.PipeConnectWrap as Bindings["PipeConnectWrap"],
-      WriteWrap: stream.WriteWrap as Bindings["WriteWrap"],
-      SOCKET: constants.SOCKET as number,
-      state,
-      kReadBytesOrError: stream.kReadBytesOrError as number,
-      kArrayBufferOffset: stream.kArrayBufferOffset as number,
-    };
-  } catch {
-    bindings = null;
-  }
+  const b = checkedStreamBindings({
+    pipe: ["PipeConnectWrap"],
+    stream: ["WriteWrap"],
+    streamNumbers: ["kReadBytesOrError", "kArrayBufferOffset"],
+    constants: ["SOCKET"],
+    methods: ["connect", "writeUtf8String", "readStart", "readStop", "close"],
+  });
+  bindings = b && {
+    Pipe: b.pipe.Pipe as Bindings["Pipe"],
+    PipeConnectWrap: b.pipe.PipeConnectWrap as Bindings["PipeConnectWrap"],
+    WriteWrap: b.stream.WriteWrap as Bindings["WriteWrap"],
+    SOCKET: b.constants.SOCKET!,
+    state: b.stream.streamBaseState as Int32Array,
+    kReadBytesOrError: b.stream.kReadBytesOrError as number,
+    kArrayBufferOffset: b.stream.kArrayBufferOffset as number,
+  };
   return bindings;
 }
 

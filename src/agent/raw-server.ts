@@ -12,7 +12,7 @@
  */
 import type { Socket } from "node:net";
 import type { AgentConn, AgentListener } from "./conn.js";
-import { pendingDeprecation, processBinding, uvError } from "./raw-pipe.js";
+import { checkedStreamBindings, pendingDeprecation, uvError } from "./raw-pipe.js";
 
 interface ConnHandle {
   readonly fd: number;
@@ -55,41 +55,23 @@ let bindings: ServerBindings | null | undefined;
 function loadServerBindings(env: Readonly<Record<string, string | undefined>>): ServerBindings | null {
   if (pendingDeprecation(env)) return null;
   if (bindings !== undefined) return bindings;
-  bindings = null;
-  try {
-    const pipe = processBinding("pipe_wrap");
-    const stream = processBinding("stream_wrap");
-    if (!pipe || !stream) return null;
-    const Pipe = pipe.Pipe as ServerBindings["Pipe"] | undefined;
-    const constants = pipe.constants as Record<string, unknown> | undefined;
-    const proto = (Pipe as unknown as { prototype?: Record<string, unknown> } | undefined)?.prototype;
-    const state = stream.streamBaseState;
-    const ok =
-      typeof Pipe === "function" &&
-      typeof stream.WriteWrap === "function" &&
-      typeof stream.ShutdownWrap === "function" &&
-      typeof constants?.SERVER === "number" &&
-      state instanceof Int32Array &&
-      typeof stream.kReadBytesOrError === "number" &&
-      typeof stream.kArrayBufferOffset === "number" &&
-      typeof stream.kLastWriteWasAsync === "number" &&
-      ["bind", "listen", "writeUtf8String", "readStart", "readStop", "shutdown", "close"].every(
-        (m) => typeof proto?.[m] === "function",
-      );
-    if (!ok) return null;
-    bindings = {
-      Pipe,
-      SERVER: constants.SERVER as number,
-      WriteWrap: stream.WriteWrap as ServerBindings["WriteWrap"],
-      ShutdownWrap: stream.ShutdownWrap as ServerBindings["ShutdownWrap"],
-      state,
-      kReadBytesOrError: stream.kReadBytesOrError as number,
-      kArrayBufferOffset: stream.kArrayBufferOffset as number,
-      kLastWriteWasAsync: stream.kLastWriteWasAsync as number,
-    };
-  } catch {
-    bindings = null;
-  }
+  const b = checkedStreamBindings({
+    pipe: [],
+    stream: ["WriteWrap", "ShutdownWrap"],
+    streamNumbers: ["kReadBytesOrError", "kArrayBufferOffset", "kLastWriteWasAsync"],
+    constants: ["SERVER"],
+    methods: ["bind", "listen", "writeUtf8String", "readStart", "readStop", "shutdown", "close"],
+  });
+  bindings = b && {
+    Pipe: b.pipe.Pipe as ServerBindings["Pipe"],
+    SERVER: b.constants.SERVER!,
+    WriteWrap: b.stream.WriteWrap as ServerBindings["WriteWrap"],
+    ShutdownWrap: b.stream.ShutdownWrap as ServerBindings["ShutdownWrap"],
+    state: b.stream.streamBaseState as Int32Array,
+    kReadBytesOrError: b.stream.kReadBytesOrError as number,
+    kArrayBufferOffset: b.stream.kArrayBufferOffset as number,
+    kLastWriteWasAsync: b.stream.kLastWriteWasAsync as number,
+  };
   return bindings;
 }
 
