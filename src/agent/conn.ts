@@ -118,23 +118,35 @@ class NetConn implements AgentConn {
   }
 }
 
-/** A listening `net.Server` as an {@link AgentListener}. */
-export function netListener(server: Server): AgentListener {
+/**
+ * The {@link AgentListener} of a transport: `give` hands each accepted connection to the
+ * handler, holding those that come before one is set.
+ */
+export function makeListener(
+  transport: AgentListener["transport"],
+  close: () => void,
+): { listener: AgentListener; give(conn: AgentConn): void } {
   const waiting: AgentConn[] = [];
   let handler: ((conn: AgentConn) => void) | undefined;
-  server.on("connection", (socket: Socket) => {
-    const conn = new NetConn(socket);
-    if (handler) handler(conn);
-    else waiting.push(conn);
-  });
   return {
-    transport: "node-net",
-    onConnection(fn) {
-      handler = fn;
-      for (const conn of waiting.splice(0)) fn(conn);
+    listener: {
+      transport,
+      onConnection(fn) {
+        handler = fn;
+        for (const conn of waiting.splice(0)) fn(conn);
+      },
+      close,
     },
-    close() {
-      server.close();
+    give(conn) {
+      if (handler) handler(conn);
+      else waiting.push(conn);
     },
   };
+}
+
+/** A listening `net.Server` as an {@link AgentListener}. */
+export function netListener(server: Server): AgentListener {
+  const l = makeListener("node-net", () => server.close());
+  server.on("connection", (socket: Socket) => l.give(new NetConn(socket)));
+  return l.listener;
 }

@@ -11,7 +11,7 @@
  * client that ends its side is closed, as `net` does without `allowHalfOpen`).
  */
 import type { Socket } from "node:net";
-import type { AgentConn, AgentListener } from "./conn.js";
+import { makeListener, type AgentConn, type AgentListener } from "./conn.js";
 import { checkedStreamBindings, pendingDeprecation, uvError } from "./raw-pipe.js";
 
 interface ConnHandle {
@@ -248,38 +248,6 @@ class RawConn implements AgentConn {
   }
 }
 
-class RawListener implements AgentListener {
-  readonly transport = "raw-pipe";
-  private handler: ((conn: AgentConn) => void) | undefined;
-  private readonly waiting: AgentConn[] = [];
-  private closed = false;
-
-  constructor(
-    private readonly b: ServerBindings,
-    private readonly handle: ServerHandle,
-  ) {
-    handle.onconnection = (status, client) => {
-      // A failed accept (EMFILE, …) loses that one connection, as with `net`.
-      if (status < 0 || !client) return;
-      const conn = new RawConn(this.b, client);
-      if (this.handler) this.handler(conn);
-      else this.waiting.push(conn);
-    };
-  }
-
-  onConnection(fn: (conn: AgentConn) => void): void {
-    this.handler = fn;
-    for (const conn of this.waiting.splice(0)) fn(conn);
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    // libuv removes the socket's file when a bound pipe closes.
-    this.handle.close();
-  }
-}
-
 /**
  * Listens on the unix socket `path` (created with the process's umask, as `net` does);
  * `undefined` when this Node's pipe bindings are not the ones known here (use `node:net` then).
@@ -303,5 +271,15 @@ export function listenRaw(
     handle.close();
     throw uvError(err, `listen ${path}`);
   }
-  return new RawListener(b, handle);
+  let closed = false;
+  const l = makeListener("raw-pipe", () => {
+    // libuv removes the socket's file when a bound pipe closes.
+    if (!closed) handle.close();
+    closed = true;
+  });
+  handle.onconnection = (status, client) => {
+    // A failed accept (EMFILE, …) loses that one connection, as with `net`.
+    if (status >= 0 && client) l.give(new RawConn(b, client));
+  };
+  return l.listener;
 }
