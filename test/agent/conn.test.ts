@@ -44,7 +44,7 @@ function readAll(s: Socket): Promise<string> {
 }
 
 for (const [kind, listen] of Object.entries(kinds)) {
-  describe(`agent front connections: ${kind}`, () => {
+  describe(`agent front connections: ${kind}`, { timeout: 30_000 }, () => {
     let dir: string;
     let path: string;
     let listener: AgentListener;
@@ -78,7 +78,8 @@ for (const [kind, listen] of Object.entries(kinds)) {
       const all = readAll(s);
       s.write("hello\n");
       s.write("é".repeat(10_000) + "\n");
-      while (chunks.join("").length < 10_007) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 0; i < 400 && chunks.join("").length < 10_007; i++)
+        await new Promise((r) => setTimeout(r, 5));
       assert.equal(chunks.join(""), "hello\n" + "é".repeat(10_000) + "\n");
       // A large answer (several times a socket buffer) arrives whole, then the end.
       const big = "x".repeat(2_000_000);
@@ -172,7 +173,7 @@ for (const [kind, listen] of Object.entries(kinds)) {
       const seen: string[] = [];
       conn.onData((c) => seen.push(Buffer.from(c).toString("utf8")));
       s.write("first\n");
-      while (seen.length === 0) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 0; i < 400 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
       conn.stopReading();
       s.write("secret\n");
       await new Promise((r) => setTimeout(r, 50));
@@ -198,7 +199,7 @@ for (const [kind, listen] of Object.entries(kinds)) {
   });
 }
 
-describe("agent front connections: the raw listener", () => {
+describe("agent front connections: the raw listener", { timeout: 30_000 }, () => {
   it("makes the socket with the process's umask and removes its file when closed", async () => {
     const dir = mkdtempSync(join(tmpdir(), "azkeep-conn-umask-"));
     try {
