@@ -169,6 +169,38 @@ export function azSetup(root, base, emu) {
   };
 }
 
+/**
+ * How precisely `median(num) / median(den)` is known: a 95 % interval from `resamples` bootstrap
+ * draws of whole rounds (num[i] and den[i] ran in the same round of `measure`, so a draw keeps
+ * them together and the machine's drift between rounds stays paired). Seeded, so a run's
+ * interval is the same each time it is computed. Each Node 20.20 process spends a random
+ * 1.5–5 ms choosing its hash seed (docs/benchmarks.md, "Counted in instructions"): with tens of
+ * runs, that alone moves a median by a few percent.
+ */
+export function ratioInterval(num, den, resamples = 2000) {
+  const n = Math.min(num.length, den.length);
+  let seed = 0x9e3779b9;
+  const rand = () => {
+    // mulberry32
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const a = new Float64Array(n);
+  const b = new Float64Array(n);
+  const ratios = [];
+  for (let k = 0; k < resamples; k++) {
+    for (let i = 0; i < n; i++) {
+      const j = Math.floor(rand() * n);
+      a[i] = num[j];
+      b[i] = den[j];
+    }
+    ratios.push(median(a) / median(b));
+  }
+  return { low: percentile(ratios, 2.5), high: percentile(ratios, 97.5) };
+}
+
 /** The `p`th percentile of `xs` (nearest rank). */
 export function percentile(xs, p) {
   const s = [...xs].sort((a, b) => a - b);
