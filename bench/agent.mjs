@@ -141,7 +141,9 @@ async function wallAndRss(env, provider) {
   );
   console.log(machineLine());
   console.log("");
-  console.log("| environment | command | wall ms | peak RSS MiB | wall / node (95 % interval) | RSS / node |");
+  console.log(
+    "| environment | command | wall ms | peak RSS MiB | wall / node (95 % interval) | RSS / node |",
+  );
   console.log("|---|---|---:|---:|---:|---:|");
   for (const sc of scenarios) {
     const node = raw[`${sc.name}: node -e 0`];
