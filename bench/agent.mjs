@@ -28,6 +28,7 @@ import {
   ratioInterval,
   run,
   stopAgent,
+  cleanupOnAbort,
   signInAlice,
 } from "./lib.mjs";
 
@@ -71,6 +72,11 @@ async function main() {
   const provider = storeEnv.AZKEEP_STORE_PROVIDER;
   const env = { ...base, ...storeEnv };
   let status;
+  const cleanup = cleanupOnAbort(async () => {
+    await stopAgent(env, status);
+    await emu.close();
+    rmSync(root, { recursive: true, force: true });
+  });
   try {
     const loginEnv = {
       ...env,
@@ -104,9 +110,7 @@ async function main() {
       `idle RSS: front ${rssMiB(status.pid).toFixed(1)} MiB, vault ${rssMiB(status.vaultPid).toFixed(1)} MiB (locked agent: the front only)`,
     );
   } finally {
-    await stopAgent(env, status);
-    await emu.close();
-    rmSync(root, { recursive: true, force: true });
+    await cleanup();
   }
 }
 

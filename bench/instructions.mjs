@@ -29,6 +29,7 @@ import {
   run,
   signInAlice,
   stopAgent,
+  cleanupOnAbort,
 } from "./lib.mjs";
 
 const RUNS = Number(option("--runs", "5"));
@@ -62,6 +63,11 @@ async function main() {
   const emu = await startEmulator({ dataDir: join(root, "emulator") });
   const env = { ...baseEnv(root), ...azkeepStoreEnv(root), AZKEEP_STORE_PROVIDER: "insecure-file" };
   let status;
+  const cleanup = cleanupOnAbort(async () => {
+    await stopAgent(env, status);
+    await emu.close();
+    rmSync(root, { recursive: true, force: true });
+  });
   try {
     await signInAlice({ ...env, ...emu.env });
     must(
@@ -142,9 +148,7 @@ h.connect(req, ${JSON.stringify(socketPath)});
       );
     }
   } finally {
-    await stopAgent(env, status);
-    await emu.close();
-    rmSync(root, { recursive: true, force: true });
+    await cleanup();
   }
 }
 

@@ -251,6 +251,29 @@ export async function signInAlice(env) {
   );
 }
 
+/**
+ * `cleanup` (stop the agent, close the emulator, remove the folder) made to run once, and also
+ * when the benchmark is cut short: Ctrl-C, SIGTERM, SIGHUP, or its output piped into a reader
+ * that went away (`| head`), after which the process ends (130, 143, 129; 0 for the pipe).
+ * Without it a benchmark cut short left its agent running. Returns the run-once `cleanup` for
+ * the benchmark's own `finally`.
+ */
+export function cleanupOnAbort(cleanup) {
+  let done;
+  const once = () =>
+    (done ??= Promise.resolve()
+      .then(cleanup)
+      .catch(() => {}));
+  const abort = (code) => once().then(() => process.exit(code));
+  process.once("SIGINT", () => abort(130));
+  process.once("SIGTERM", () => abort(143));
+  process.once("SIGHUP", () => abort(129));
+  process.stdout.on("error", (e) => {
+    if (e.code === "EPIPE") abort(0);
+  });
+  return once;
+}
+
 /** Stops the agent of `env`, and kills its two processes if `stop` did not: a benchmark leaves none. */
 export async function stopAgent(env, status) {
   await run(process.execPath, [BIN, "agent", "stop"], env).catch(() => {});

@@ -29,6 +29,7 @@ const {
   run,
   signInAlice,
   stopAgent,
+  cleanupOnAbort,
 } = lib0;
 const { DEFAULT_DEFAULTS, deriveReleaseKeys, savePolicy } = await import("../src/agent/policy.ts");
 
@@ -42,6 +43,11 @@ const { startEmulator } = await import(join(REPO, "dist", "lib", "emulator.js"))
 const root = mkdtempSync(join(tmpdir(), "azkeep-bench-policy-agent-"));
 const emu = await startEmulator({ dataDir: join(root, "emulator") });
 const agents = {};
+const cleanup = cleanupOnAbort(async () => {
+  for (const a of Object.values(agents)) await stopAgent(a.env, a.status);
+  await emu.close();
+  rmSync(root, { recursive: true, force: true });
+});
 try {
   for (const name of ["open", "rule"]) {
     const home = join(root, name);
@@ -52,6 +58,7 @@ try {
       "get-access-token",
     );
     const policy = name === "open" ? ["--policy", "open"] : [];
+    agents[name] = { env };
     must(await run(process.execPath, [BIN, "agent", "start", ...policy], env), "agent start");
     const paths = lib.resolvePaths(env);
     const socketPath = lib.agentSocketPath(paths, env);
@@ -116,9 +123,5 @@ try {
   const add = pct(lat.rule, 99) - pct(lat.open, 99);
   console.log(`the policy adds p99: ${add.toFixed(3)} ms (budget < 1 ms: ${add < 1 ? "met" : "MISSED"})`);
 } finally {
-  for (const a of Object.values(agents)) {
-    await stopAgent(a.env, a.status);
-  }
-  await emu.close();
-  rmSync(root, { recursive: true, force: true });
+  await cleanup();
 }

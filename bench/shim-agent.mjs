@@ -27,6 +27,7 @@ import {
   percentile,
   run,
   stopAgent,
+  cleanupOnAbort,
   signInAlice,
 } from "./lib.mjs";
 
@@ -66,6 +67,11 @@ async function main() {
   if (env.AZKEEP_STORE_PROVIDER === "passphrase")
     throw new Error("use bench/agent.mjs for the passphrase provider");
   let status;
+  const cleanup = cleanupOnAbort(async () => {
+    await stopAgent(env, status);
+    await emu.close();
+    rmSync(root, { recursive: true, force: true });
+  });
   try {
     const loginEnv = { ...env, ...emu.env };
     await signInAlice(loginEnv);
@@ -149,9 +155,7 @@ async function main() {
       );
     }
   } finally {
-    await stopAgent(env, status);
-    await emu.close();
-    rmSync(root, { recursive: true, force: true });
+    await cleanup();
   }
 }
 
