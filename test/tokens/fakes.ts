@@ -11,9 +11,20 @@ export interface FakeContext extends Context {
   [Symbol.dispose](): void;
 }
 
+/** Folders of contexts not disposed by their test (`using`): removed when the process exits. */
+const undisposed = new Set<string>();
+let removeAtExit = false;
+
 export function fakeContext(startMs = Date.UTC(2026, 10, 29, 0, 0, 0)): FakeContext {
   let now = startMs;
   const dir = mkdtempSync(join(tmpdir(), "azkeep-tokens-"));
+  if (!removeAtExit) {
+    removeAtExit = true;
+    process.once("exit", () => {
+      for (const d of undisposed) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  undisposed.add(dir);
   const slept: number[] = [];
   const logs: string[] = [];
   let n = 0;
@@ -45,6 +56,7 @@ export function fakeContext(startMs = Date.UTC(2026, 10, 29, 0, 0, 0)): FakeCont
     logs,
     [Symbol.dispose]() {
       rmSync(dir, { recursive: true, force: true });
+      undisposed.delete(dir);
     },
   };
   return ctx;
