@@ -8,7 +8,7 @@
 // caller the agent has never seen, as each CLI call is); and its idle RSS (front + vault). `--runs 0` skips the
 // whole-process runs.
 import { spawn } from "node:child_process";
-import { readFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -27,8 +27,7 @@ import {
   percentile as pct,
   ratioInterval,
   run,
-  stopAgent,
-  cleanupOnAbort,
+  cleanupAgentBench,
   signInAlice,
 } from "./lib.mjs";
 
@@ -72,11 +71,7 @@ async function main() {
   const provider = storeEnv.AZKEEP_STORE_PROVIDER;
   const env = { ...base, ...storeEnv };
   let status;
-  const cleanup = cleanupOnAbort(async () => {
-    await stopAgent(env, status);
-    await emu.close();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const cleanup = cleanupAgentBench({ env, emu, root, status: () => status });
   try {
     const loginEnv = {
       ...env,

@@ -28,8 +28,7 @@ import {
   option,
   run,
   signInAlice,
-  stopAgent,
-  cleanupOnAbort,
+  cleanupAgentBench,
 } from "./lib.mjs";
 
 const RUNS = Number(option("--runs", "5"));
@@ -63,11 +62,7 @@ async function main() {
   const emu = await startEmulator({ dataDir: join(root, "emulator") });
   const env = { ...baseEnv(root), ...azkeepStoreEnv(root), AZKEEP_STORE_PROVIDER: "insecure-file" };
   let status;
-  const cleanup = cleanupOnAbort(async () => {
-    await stopAgent(env, status);
-    await emu.close();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const cleanup = cleanupAgentBench({ env, emu, root, status: () => status });
   try {
     await signInAlice({ ...env, ...emu.env });
     must(
@@ -139,7 +134,12 @@ h.connect(req, ${JSON.stringify(socketPath)});
     console.log("|---|---:|---:|---|");
     let base;
     for (const [label, argv] of cases) {
-      const rs = Array.from({ length: RUNS }, () => count(argv, env, root));
+      const rs = [];
+      for (let i = 0; i < RUNS; i++) {
+        rs.push(count(argv, env, root));
+        // A turn of the loop between runs, so that a SIGINT or SIGTERM is seen (cleanupOnAbort).
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       const net = median(rs.map((r) => r.total - r.seed)) / 1e6;
       base ??= net;
       const seeds = rs.map((r) => r.seed / 1e6);

@@ -2,7 +2,7 @@
 // options, and the environments of azkeep and of the Azure CLI signed in to the emulator.
 // Not a benchmark itself (bench/run.mjs skips it).
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -272,6 +272,18 @@ export function cleanupOnAbort(cleanup) {
     if (e.code === "EPIPE") abort(0);
   });
   return once;
+}
+
+/**
+ * `cleanupOnAbort` for a benchmark of one agent: stops the agent of `env` (`status()` read at
+ * that time: the agent may not have started yet), closes the emulator, removes `root`.
+ */
+export function cleanupAgentBench({ env, emu, root, status }) {
+  return cleanupOnAbort(async () => {
+    await stopAgent(env, status());
+    await emu.close();
+    rmSync(root, { recursive: true, force: true });
+  });
 }
 
 /** Stops the agent of `env`, and kills its two processes if `stop` did not: a benchmark leaves none. */

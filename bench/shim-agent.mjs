@@ -11,7 +11,7 @@
 // command only. So it runs in rounds (`--rounds` × `--runs` runs per command, 50 by default), the
 // order of the commands rotated each round, and the medians are of all runs.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import {
@@ -26,8 +26,7 @@ import {
   option,
   percentile,
   run,
-  stopAgent,
-  cleanupOnAbort,
+  cleanupAgentBench,
   signInAlice,
 } from "./lib.mjs";
 
@@ -67,11 +66,7 @@ async function main() {
   if (env.AZKEEP_STORE_PROVIDER === "passphrase")
     throw new Error("use bench/agent.mjs for the passphrase provider");
   let status;
-  const cleanup = cleanupOnAbort(async () => {
-    await stopAgent(env, status);
-    await emu.close();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const cleanup = cleanupAgentBench({ env, emu, root, status: () => status });
   try {
     const loginEnv = { ...env, ...emu.env };
     await signInAlice(loginEnv);
